@@ -25,20 +25,71 @@ __all__ = [
 ]
 
 
-def store_config_from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> StoreConfig | None:
-    """A store configuration from ``ARCHAI_AML_STORE`` or ``MODEL_STORAGE_CONNECTION_STRING``, if set.
+ENV_STORE = "ARCHAI_AML_STORE"
+ENV_TABLE = "ARCHAI_AML_STORE_TABLE"
+ENV_CONTAINER = "ARCHAI_AML_STORE_CONTAINER"
+ENV_TABLE_URL = "ARCHAI_AML_STORE_TABLE_URL"
+ENV_BLOB_URL = "ARCHAI_AML_STORE_BLOB_URL"
+ENV_CLIENT_ID = "ARCHAI_AML_STORE_CLIENT_ID"
+ENV_ANCHOR = "MODEL_STORAGE_CONNECTION_STRING"
 
-    ``ARCHAI_AML_STORE`` is either a folder (the embedded store) or an Azure storage connection string
-    (anything containing ``=``, e.g. ``UseDevelopmentStorage=true``). ``MODEL_STORAGE_CONNECTION_STRING``
-    is the anchor's variable: an Azure connection string.
+
+def store_config_from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> StoreConfig | None:
+    """A store configuration from the environment, or None when nothing is set.
+
+    - ``ARCHAI_AML_STORE``: a folder (the embedded store) or an Azure storage connection string (anything
+      containing ``=``, e.g. ``UseDevelopmentStorage=true``); ``MODEL_STORAGE_CONNECTION_STRING`` (the
+      anchor's variable) is read as a connection string.
+    - ``ARCHAI_AML_STORE_TABLE_URL`` + ``ARCHAI_AML_STORE_BLOB_URL``: the identity form used inside Azure ML
+      jobs, with ``ARCHAI_AML_STORE_CLIENT_ID`` naming a user-assigned managed identity. No secret.
+    - ``ARCHAI_AML_STORE_TABLE`` / ``ARCHAI_AML_STORE_CONTAINER`` override the table and container names.
     """
     env = os.environ if env is None else env
-    value = env.get("ARCHAI_AML_STORE") or env.get("MODEL_STORAGE_CONNECTION_STRING")
-    if not value:
-        return None
-    if "=" in value:
-        return StoreConfig(backend="azure", connection_string=SecretStr(value), **overrides)
-    return StoreConfig(backend="embedded", path=Path(value), **overrides)
+    names: dict[str, Any] = {}
+    if env.get(ENV_TABLE):
+        names["table_name"] = env[ENV_TABLE]
+    if env.get(ENV_CONTAINER):
+        names["container_name"] = env[ENV_CONTAINER]
+    names.update(overrides)
+    value = env.get(ENV_STORE) or env.get(ENV_ANCHOR)
+    if value:
+        if "=" in value:
+            return StoreConfig(backend="azure", connection_string=SecretStr(value), **names)
+        return StoreConfig(backend="embedded", path=Path(value), **names)
+    if env.get(ENV_TABLE_URL) and env.get(ENV_BLOB_URL):
+        return StoreConfig(
+            backend="azure",
+            table_url=env[ENV_TABLE_URL],
+            blob_url=env[ENV_BLOB_URL],
+            managed_identity_client_id=env.get(ENV_CLIENT_ID) or None,
+            **names,
+        )
+    return None
+
+
+def job_environment(config: StoreConfig, *, include_secrets: bool = False) -> dict[str, str]:
+    """Environment variables that let a job (training script, runner) open the same store.
+
+    Without ``include_secrets`` (what goes into job definitions) an Azure store is described by its
+    endpoints only, and the job authenticates with its identity; an Azure store that is known only by a
+    connection string cannot be described that way and yields just the table and container names, so the
+    caller must pass the connection string through the executor's own environment
+    (``include_secrets=True``, for local subprocesses only, never a job definition).
+    """
+    env = {ENV_TABLE: config.table_name, ENV_CONTAINER: config.container_name}
+    if config.backend == "embedded":
+        env[ENV_STORE] = str(Path(config.path).resolve())
+        return env
+    if include_secrets and config.connection_string is not None:
+        env[ENV_STORE] = config.connection_string.get_secret_value()
+        return env
+    if config.account_name or (config.table_url and config.blob_url):
+        table_url, blob_url = config.resolved_urls()
+        env[ENV_TABLE_URL] = table_url
+        env[ENV_BLOB_URL] = blob_url
+        if config.managed_identity_client_id:
+            env[ENV_CLIENT_ID] = config.managed_identity_client_id
+    return env
 
 
 def open_store(config: StoreConfig | None = None, **kwargs: Any) -> Store:
