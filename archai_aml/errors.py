@@ -57,6 +57,10 @@ class UnsafeBlobNameError(StoreError):
     """A blob name would escape its folder ('..', an absolute path, a drive letter)."""
 
 
+class BlobExistsError(StoreError, FileExistsError):
+    """An upload with ``overwrite=False`` found the blob already there."""
+
+
 class LeaseError(StoreError):
     """Base class of lease errors."""
 
