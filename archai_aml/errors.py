@@ -87,3 +87,11 @@ class TargetError(ArchaiAmlError):
 
 class InvalidRowError(ArchaiAmlError):
     """A status row holds a value that cannot be parsed (for example a shape that is not JSON)."""
+
+
+class DatasetError(ArchaiAmlError):
+    """A data set folder or spec cannot be used (missing files, unreadable images, unknown spec)."""
+
+
+class ScoringError(ArchaiAmlError, ValueError):
+    """Labels and model outputs cannot be scored together (shapes, class counts or values disagree)."""
