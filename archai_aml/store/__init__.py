@@ -98,16 +98,20 @@ def open_store(config: StoreConfig | None = None, **kwargs: Any) -> Store:
     Extra keyword arguments go to the backend (for Azure, e.g. ``per_call_policies``).
     """
     config = config or StoreConfig()
+    store: Store
     if config.backend == "embedded":
         from archai_aml.store.embedded import EmbeddedStore
 
-        return EmbeddedStore(
+        store = EmbeddedStore(
             config.path,
             table_name=config.table_name,
             container_name=config.container_name,
             max_concurrency=config.max_concurrency,
             **kwargs,
         )
-    from archai_aml.store.azure import AzureStore
+    else:
+        from archai_aml.store.azure import AzureStore
 
-    return AzureStore.from_config(config, **kwargs)
+        store = AzureStore.from_config(config, **kwargs)
+    store.config = config  # lets callers describe this store to jobs (job_environment)
+    return store

@@ -28,9 +28,12 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from types import TracebackType
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from archai_aml.errors import EntityExistsError, UnsafeBlobNameError
+
+if TYPE_CHECKING:
+    from archai_aml.config import StoreConfig
 
 Value: TypeAlias = int | float | bool | str | datetime
 Entity: TypeAlias = dict[str, Any]
@@ -91,6 +94,8 @@ class Store(abc.ABC):
 
     #: Name of the table this store reads and writes.
     table_name: str
+    #: The configuration this store was opened from (set by ``open_store``; None when built directly).
+    config: StoreConfig | None = None
 
     # ----------------------------------------------------------------------------------------- entities
     @abc.abstractmethod
