@@ -26,6 +26,7 @@ __all__ = [
     "ClusterConfig",
     "DatastoresConfig",
     "EnvironmentConfig",
+    "RunnerConfig",
     "SearchConfig",
     "StoreConfig",
     "TargetConfig",
@@ -172,6 +173,15 @@ class TargetConfig(_Model):
     dataset: str | None = None
 
 
+class RunnerConfig(_Model):
+    """How ``archai-aml runner`` works: lease length, polling, working and host-lock folders."""
+
+    lease_ttl_s: float = Field(default=60.0, gt=0)
+    poll_interval_s: float = Field(default=10.0, gt=0)
+    working: Path = Path(".archai_aml/runner")
+    lock_dir: Path | None = None
+
+
 class SearchConfig(_Model):
     iterations: int = Field(default=2, ge=1)
     init_num_models: int = Field(default=4, ge=1)
@@ -187,6 +197,7 @@ class ArchaiAmlConfig(_Model):
     aml: AzureMLConfig | None = None
     training: TrainingConfig = TrainingConfig()
     target: TargetConfig = TargetConfig()
+    runner: RunnerConfig = RunnerConfig()
     search: SearchConfig = SearchConfig()
 
 

@@ -1,0 +1,162 @@
+"""``archai-aml runner`` (work the status table's queue, or submit runners to Azure ML) and
+``archai-aml usage`` (device utilization per day)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from archai_aml.config import ArchaiAmlConfig, StoreConfig, load_config
+from archai_aml.errors import ConfigError
+from archai_aml.targets.base import Target
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("runner", help="process the benchmark queue of the status table (a runner)")
+    p.add_argument("--target", required=False, help="target backend: cpu, qnn, snpe, or fixed[:cost=S,...]")
+    p.add_argument("--experiment", help="experiment (partition of the status table); default from config")
+    p.add_argument("--device", help="serial of the attached device; device work needs one on device targets")
+    p.add_argument("--benchmark-only", action="store_true", help="only convert and benchmark (no F1 runs)")
+    p.add_argument("--max-benchmark-runs", type=int, default=None, help="latency runs per model (default 5)")
+    p.add_argument("--subset", help="comma separated model ids to work on, ignoring all others")
+    p.add_argument("--no-quantization", action="store_true", help="never convert or quantize on this runner")
+    p.add_argument(
+        "--no-device-work", action="store_true", help="only conversion, quantization and f1_onnx (CPU nodes)"
+    )
+    p.add_argument("--once", action="store_true", help="exit when there is nothing left to do")
+    p.add_argument("--working", type=Path, help="working folder for downloads and artifacts")
+    p.add_argument("--lock-dir", type=Path, help="folder of the per-host quantization lock (default: temp)")
+    p.add_argument("--lease-ttl", type=float, help="lease length in seconds (default 60)")
+    p.add_argument("--poll-interval", type=float, help="seconds between polls when idle (default 10)")
+    p.add_argument("--f1-sizes", help="test images for f1_onnx,f1_1k,f1_10k (e.g. 10000,1000,10000)")
+    p.add_argument("--benchmark-iterations", type=int, help="inferences per benchmark run (default 50)")
+    p.add_argument("--stats", type=Path, help="write a JSON summary (items, store requests) here at exit")
+    p.add_argument(
+        "--submit", type=int, metavar="N", help="submit N runner instances as an Azure ML command job instead"
+    )
+    p.set_defaults(func=_runner)
+
+    u = subparsers.add_parser("usage", help="device utilization per device and UTC day")
+    u.add_argument("--device", help="only this device")
+    u.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    u.set_defaults(func=_usage)
+
+
+def _config(args: argparse.Namespace) -> ArchaiAmlConfig:
+    return load_config(getattr(args, "config", None))
+
+
+def _store_config(config: ArchaiAmlConfig) -> StoreConfig:
+    from archai_aml.store import store_config_from_env
+
+    return store_config_from_env() or config.store
+
+
+def make_target(spec: str, **kwargs: Any) -> Target:
+    """A target from a command-line spec: ``fixed[:...]`` is the fixed-cost target, anything else a
+    registered backend (``cpu``, ``qnn``, ``snpe``)."""
+    if spec == "fixed" or spec.startswith("fixed:"):
+        from archai_aml.runner.fixed_cost import FixedCostTarget
+
+        return FixedCostTarget.from_spec(spec)
+    from archai_aml.targets import get_target
+
+    return get_target(spec, **kwargs)
+
+
+def _runner(args: argparse.Namespace) -> int:
+    from archai_aml.runner.queue import subset_from_arg
+
+    config = _config(args)
+    tc, rc = config.target, config.runner
+    if args.submit:
+        from archai_aml.runner.azureml import submit_runner_job
+
+        job = submit_runner_job(config, instances=args.submit, target=args.target or "cpu")
+        log.warning("submitted Azure ML job %s", getattr(job, "name", job))
+        return 0
+    from archai_aml.runner.counting import CountingStore
+    from archai_aml.runner.worker import Runner, RunnerSettings
+    from archai_aml.store import open_store
+
+    f1 = (tc.f1_onnx_images, tc.f1_1k_images, tc.f1_10k_images)
+    if args.f1_sizes:
+        try:
+            f1 = tuple(int(x) for x in args.f1_sizes.split(","))  # type: ignore[assignment]
+        except ValueError:
+            raise ConfigError("--f1-sizes takes three integers, e.g. 10000,1000,10000") from None
+        if len(f1) != 3:
+            raise ConfigError("--f1-sizes takes three integers, e.g. 10000,1000,10000")
+    settings = RunnerSettings(
+        experiment=args.experiment or config.experiment_name,
+        device=args.device or tc.device,
+        benchmark_only=args.benchmark_only,
+        max_benchmark_runs=args.max_benchmark_runs or tc.max_benchmark_runs,
+        subset=subset_from_arg(args.subset),
+        no_quantization=args.no_quantization,
+        no_device_work=args.no_device_work,
+        working=args.working or rc.working,
+        lock_dir=args.lock_dir or rc.lock_dir,
+        lease_ttl=args.lease_ttl or rc.lease_ttl_s,
+        poll_interval=args.poll_interval or rc.poll_interval_s,
+        benchmark_iterations=args.benchmark_iterations or tc.benchmark_iterations,
+        calibration_images=tc.calibration_images,
+        f1_onnx_images=f1[0],
+        f1_1k_images=f1[1],
+        f1_10k_images=f1[2],
+        dataset=tc.dataset,
+    )
+    target = make_target(args.target or tc.name)
+    store = CountingStore(open_store(_store_config(config)))
+    runner = Runner(store, target, settings)
+    runner.install_signal_handlers()
+    count = 0
+    try:
+        count = runner.run(once=args.once)
+    finally:
+        target.close()
+        if args.stats:
+            args.stats.write_text(
+                json.dumps(
+                    {
+                        "owner": runner.owner,
+                        "items": count,
+                        "done": runner.done,
+                        "kinds": dict(runner.kinds),
+                        "requests": store.total,
+                        "requests_by_method": dict(store.counts),
+                    }
+                ),
+                encoding="utf-8",
+            )
+        store.close()
+    return 0
+
+
+def _usage(args: argparse.Namespace) -> int:
+    from archai_aml.runner.usage import format_usage, usage_store, utilization
+    from archai_aml.store import open_store
+
+    config = _config(args)
+    with open_store(_store_config(config)) as store:
+        rows = utilization(usage_store(store), device=args.device)
+    if args.json:
+        out = [
+            {
+                "device": r.device,
+                "day": r.day.isoformat() if r.day else "window",
+                "items": r.items,
+                "busy_s": r.busy_s,
+                "utilization": r.utilization,
+            }
+            for r in rows
+        ]
+        print(json.dumps(out))  # noqa: T201 - the command's output
+    else:
+        print(format_usage(rows) if rows else "no device usage recorded")  # noqa: T201
+    return 0

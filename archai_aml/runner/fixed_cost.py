@@ -1,0 +1,154 @@
+"""A target whose every operation takes a fixed, configurable time: for scheduling tests and benchmarks.
+
+It is a real :class:`~archai_aml.targets.base.Target`: it parses the ONNX model (a corrupt model fails
+as it would on real hardware), writes real model files, measures the time it sleeps as the latency, runs
+batches through onnxruntime, and appends one JSON line per call to a journal file, so a test can count
+how many times each row's work ran and on which process.
+
+Spec strings (``archai-aml runner --target fixed:cost=0.5,quantize=2,journal=/tmp/j.jsonl``): ``cost``
+is the default seconds per work item; ``convert``, ``quantize``, ``info``, ``benchmark``, ``batch``
+override single operations (a convert work item is convert + quantize + info).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from archai_aml.errors import ConfigError, TargetError
+from archai_aml.targets.base import BenchmarkResult, ModelInfo, Target
+
+__all__ = ["FixedCostTarget"]
+
+_OPS = ("convert", "quantize", "info", "benchmark", "batch")
+
+
+class FixedCostTarget(Target):
+    """Sleeps a fixed time per operation and journals every call (see the module docstring)."""
+
+    name = "fixed"
+    needs_device = False
+
+    def __init__(
+        self,
+        cost: float = 0.5,
+        *,
+        convert: float | None = None,
+        quantize: float = 0.0,
+        info: float = 0.0,
+        benchmark: float | None = None,
+        batch: float | None = None,
+        journal: str | Path | None = None,
+    ) -> None:
+        self.costs = {
+            "convert": cost if convert is None else convert,
+            "quantize": quantize,
+            "info": info,
+            "benchmark": cost if benchmark is None else benchmark,
+            "batch": cost if batch is None else batch,
+        }
+        self.journal = Path(journal) if journal else None
+
+    @classmethod
+    def from_spec(cls, spec: str) -> FixedCostTarget:
+        """Build from ``fixed`` or ``fixed:cost=0.5,quantize=2,journal=PATH``."""
+        _, _, rest = spec.partition(":")
+        kwargs: dict[str, float | str] = {}
+        for part in filter(None, (p.strip() for p in rest.split(","))):
+            key, sep, value = part.partition("=")
+            if not sep or key not in ("cost", "journal", *_OPS):
+                raise ConfigError(
+                    f"target spec {spec!r}: unknown part {part!r}; use cost=, journal= or one of {_OPS}"
+                )
+            if key == "journal":
+                kwargs[key] = value
+            else:
+                try:
+                    kwargs[key] = float(value)
+                except ValueError:
+                    raise ConfigError(f"target spec {spec!r}: {key} must be a number of seconds") from None
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------------------------------ helpers
+    def _record(self, op: str, model_path: Path, start: float, end: float) -> None:
+        if self.journal is None:
+            return
+        line = json.dumps(
+            {"op": op, "row": model_path.parent.name, "pid": os.getpid(), "start": start, "end": end}
+        )
+        fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (line + "\n").encode())  # one small O_APPEND write: atomic between processes
+        finally:
+            os.close(fd)
+
+    def _work(self, op: str, model_path: Path) -> float:
+        start = time.time()
+        time.sleep(self.costs[op])
+        end = time.time()
+        self._record(op, model_path, start, end)
+        return end - start
+
+    @staticmethod
+    def _check_onnx(path: Path) -> None:
+        import onnx
+
+        try:
+            onnx.checker.check_model(onnx.load(str(path)))
+        except Exception as exc:  # onnx raises several unrelated types for a broken file
+            raise TargetError(f"{path.name} is not a valid ONNX model: {exc}") from exc
+
+    # ------------------------------------------------------------------------------------------- Target
+    def convert(self, onnx_path: Path, output_dir: Path) -> Path:
+        self._check_onnx(onnx_path)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        self._work("convert", onnx_path)
+        out = output_dir / "model.fixed.onnx"
+        shutil.copyfile(onnx_path, out)
+        return out
+
+    def quantize(self, model_path: Path, calibration: Iterable[np.ndarray], output_dir: Path) -> Path:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        self._work("quantize", model_path)
+        out = output_dir / "model.fixed.quant.onnx"
+        shutil.copyfile(model_path, out)
+        return out
+
+    def info(self, model_path: Path, output_dir: Path) -> ModelInfo:
+        import onnx
+        from onnx import numpy_helper
+
+        self._work("info", model_path)
+        model = onnx.load(str(model_path))
+        params = int(sum(numpy_helper.to_array(t).size for t in model.graph.initializer))
+        output_dir.mkdir(parents=True, exist_ok=True)
+        csv = output_dir / "model.info.csv"
+        rows = ["layer,op_type"] + [f"{n.name},{n.op_type}" for n in model.graph.node]
+        csv.write_text("\n".join(rows) + "\n", encoding="utf-8")
+        # Not a MAC count: this target only schedules; it reports the parameter count for both.
+        return ModelInfo(macs=params, params=params, layers_csv=csv)
+
+    def benchmark(self, model_path: Path, *, iterations: int = 50, warmup: int = 5) -> BenchmarkResult:
+        seconds = self._work("benchmark", model_path)
+        per_inference = seconds * 1000.0 / max(iterations, 1)
+        return BenchmarkResult(
+            mean_ms=per_inference, median_ms=per_inference, stdev_ms=0.0, samples_ms=[per_inference]
+        )
+
+    def run_batch(self, model_path: Path, inputs: np.ndarray, *, batch_size: int = 1) -> np.ndarray:
+        import onnxruntime as ort
+
+        self._work("batch", model_path)
+        session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        outs = [
+            np.asarray(session.run(None, {name: inputs[i : i + batch_size].astype(np.float32)})[0])
+            for i in range(0, len(inputs), batch_size)
+        ]
+        return np.concatenate(outs, axis=0)
