@@ -1,0 +1,1 @@
+"""Helpers for tests and bench scripts that need real services (Azurite)."""

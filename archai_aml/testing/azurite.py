@@ -1,0 +1,234 @@
+"""Start and stop a throw-away Azurite (the Azure Storage emulator) on free loopback ports.
+
+Used by the pytest plugin ``tests/azurite.py`` (fixture ``azurite``) and by the bench scripts, which must
+start and stop everything they need themselves::
+
+    from archai_aml.testing.azurite import run_azurite
+
+    with run_azurite() as azurite:
+        store = open_store(azurite.store_config(table_name="demo"))
+
+The binary is found, in order, from the ``binary`` argument, the ``AZURITE_BIN`` environment variable,
+``.azurite/node_modules/.bin/azurite`` under the repository (what ``make azurite`` installs), then
+``azurite`` on ``PATH``. Azurite keeps everything in memory and is killed (its whole process group) on exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from archai_aml.config import StoreConfig
+from archai_aml.errors import ArchaiAmlError
+
+__all__ = [
+    "DEV_ACCOUNT_KEY",
+    "DEV_ACCOUNT_NAME",
+    "Azurite",
+    "AzuriteError",
+    "find_azurite",
+    "run_azurite",
+]
+
+log = logging.getLogger(__name__)
+
+#: The emulator's well-known account (public, documented by Microsoft; not a secret of anyone).
+DEV_ACCOUNT_NAME = "devstoreaccount1"
+DEV_ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+_INSTALL_HINT = (
+    "install it with `make azurite` (npm install --prefix .azurite azurite@3.37.0) or set AZURITE_BIN"
+)
+
+
+class AzuriteError(ArchaiAmlError):
+    """Azurite could not be found or did not start."""
+
+
+def _repo_roots() -> list[Path]:
+    roots: list[Path] = []
+    for start in (Path.cwd(), Path(__file__).resolve().parent):
+        for folder in (start, *start.parents):
+            if (folder / "pyproject.toml").exists() or (folder / ".azurite").exists():
+                roots.append(folder)
+                break
+    return roots
+
+
+def find_azurite(binary: str | os.PathLike[str] | None = None) -> Path:
+    """The Azurite executable, or :class:`AzuriteError` saying how to install it."""
+    candidates: list[tuple[str, Path]] = []
+    if binary:
+        candidates.append(("argument", Path(binary)))
+    if os.environ.get("AZURITE_BIN"):
+        candidates.append(("AZURITE_BIN", Path(os.environ["AZURITE_BIN"])))
+    for root in _repo_roots():
+        candidates.append(("repository", root / ".azurite" / "node_modules" / ".bin" / "azurite"))
+    on_path = shutil.which("azurite")
+    if on_path:
+        candidates.append(("PATH", Path(on_path)))
+    for origin, path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+        if origin in ("argument", "AZURITE_BIN"):
+            raise AzuriteError(
+                f"Azurite binary {path} (from {origin}) is not an executable file: {_INSTALL_HINT}"
+            )
+    raise AzuriteError(f"Azurite was not found (AZURITE_BIN, .azurite/, PATH): {_INSTALL_HINT}")
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Azurite:
+    """A running Azurite: its endpoints, the emulator account, and :meth:`store_config`."""
+
+    blob_port: int
+    table_port: int
+    queue_port: int
+    process: subprocess.Popen[bytes] = field(repr=False)
+    account_name: str = DEV_ACCOUNT_NAME
+
+    @property
+    def blob_url(self) -> str:
+        return f"http://127.0.0.1:{self.blob_port}/{self.account_name}"
+
+    @property
+    def table_url(self) -> str:
+        return f"http://127.0.0.1:{self.table_port}/{self.account_name}"
+
+    @property
+    def account_key(self) -> str:
+        return DEV_ACCOUNT_KEY
+
+    @property
+    def connection_string(self) -> str:
+        """A full connection string with explicit endpoints (the emulator's well-known account and key)."""
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={self.account_name};AccountKey={DEV_ACCOUNT_KEY};"
+            f"BlobEndpoint={self.blob_url};TableEndpoint={self.table_url};"
+        )
+
+    def store_config(self, table_name: str = "status", container_name: str = "models") -> StoreConfig:
+        """An azure :class:`StoreConfig` on this Azurite (connection-string form)."""
+        return StoreConfig(
+            backend="azure",
+            connection_string=SecretStr(self.connection_string),
+            table_name=table_name,
+            container_name=container_name,
+        )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=5)
+
+
+@contextmanager
+def run_azurite(
+    binary: str | os.PathLike[str] | None = None, *, start_timeout: float = 60.0, attempts: int = 3
+) -> Iterator[Azurite]:
+    """Run Azurite (blob, queue and table services, in memory) on free loopback ports for the ``with`` block."""
+    exe = find_azurite(binary)
+    workdir = Path(tempfile.mkdtemp(prefix="azurite-"))
+    last_output = ""
+    try:
+        for attempt in range(1, attempts + 1):
+            blob_port, queue_port, table_port = _free_ports(3)
+            log_path = workdir / f"azurite-{attempt}.log"
+            with open(log_path, "wb") as log_file:
+                process = subprocess.Popen(
+                    [
+                        str(exe),
+                        "--inMemoryPersistence",
+                        "--skipApiVersionCheck",
+                        "--loose",
+                        "--silent",
+                        "--disableTelemetry",
+                        "--blobHost",
+                        "127.0.0.1",
+                        "--blobPort",
+                        str(blob_port),
+                        "--queueHost",
+                        "127.0.0.1",
+                        "--queuePort",
+                        str(queue_port),
+                        "--tableHost",
+                        "127.0.0.1",
+                        "--tablePort",
+                        str(table_port),
+                    ],
+                    cwd=workdir,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            deadline = time.monotonic() + start_timeout
+            started = False
+            while time.monotonic() < deadline and process.poll() is None:
+                if _accepts(blob_port) and _accepts(table_port):
+                    started = True
+                    break
+                time.sleep(0.1)
+            if started:
+                log.info("Azurite started: blob port %d, table port %d", blob_port, table_port)
+                azurite = Azurite(blob_port, table_port, queue_port, process)
+                try:
+                    yield azurite
+                finally:
+                    _stop(process)
+                    log.info("Azurite stopped")
+                return
+            _stop(process)
+            last_output = log_path.read_text(errors="replace")[-2000:]
+            log.warning("Azurite did not start (attempt %d of %d)", attempt, attempts)
+        raise AzuriteError(
+            f"Azurite ({exe}) did not accept connections within {start_timeout:.0f} s after {attempts} "
+            f"attempts; its last output:\n{last_output}"
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
