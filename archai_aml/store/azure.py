@@ -1,0 +1,1025 @@
+"""The Azure backend of the status store: Azure Table storage for entities, Azure Blob storage for files.
+
+Three ways to authenticate (see ``docs/azure-store.md``):
+
+- a connection string: ``AccountName=..;AccountKey=..`` (with ``EndpointSuffix`` or explicit
+  ``TableEndpoint``/``BlobEndpoint``), a ``SharedAccessSignature=..`` string, or Azurite's
+  ``UseDevelopmentStorage=true`` (``127.0.0.1:10000``/``10002``, or ``DevelopmentStorageProxyUri``);
+- account URLs (``table_url``/``blob_url``, or ``account_name``) plus a SAS token;
+- account URLs plus an Azure AD identity: ``DefaultAzureCredential`` (with ``managed_identity_client_id``
+  picking a user-assigned managed identity inside Azure ML jobs), or any ``credential`` passed in.
+
+Type mapping (every value round-trips exactly, see :mod:`archai_aml.store.base`):
+
+- ``int`` is always written as ``Edm.Int64`` and read back as ``int``;
+- ``float`` is written as ``Edm.Double``. The Table service returns integer-looking doubles (``1.0``) as bare
+  JSON integers without a type annotation; since this store writes every ``int`` with an annotation, a bare
+  integer read back is a double and becomes ``float`` again. (An ``Edm.Int32`` column written by another
+  tool therefore reads back as ``float``.) ``-0.0`` reads back as ``0.0``;
+- ``datetime`` is written in UTC at microsecond precision (naive values are taken to be UTC) and read back
+  as a plain timezone-aware :class:`datetime.datetime` (the service keeps 100 ns ticks, so nothing is lost);
+- ``bool`` and ``str`` are stored as themselves (a string that looks like a number stays a string).
+
+The version of an entity is its ETag; ``_timestamp`` is the service's ``Timestamp``. Transient errors are
+retried by the SDKs' retry policies (``retry_total``, exponential backoff), never by loops here; the loops in
+this module are compare-and-swap retries that re-read after a concurrent write.
+
+Secrets (account keys, SAS tokens, connection strings) are never logged, put in error messages or shown by
+``repr``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote
+
+from azure.core import MatchConditions
+from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential, TokenCredential
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+)
+from azure.data.tables import EdmType, EntityProperty, TableClient, TableServiceClient, UpdateMode
+from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
+from tqdm import tqdm
+
+from archai_aml.config import StoreConfig
+from archai_aml.errors import ConcurrencyError, ConfigError, EntityExistsError, StoreError
+from archai_aml.store.base import (
+    Entity,
+    Store,
+    Value,
+    as_set,
+    check_key,
+    safe_blob_path,
+    user_columns,
+)
+
+__all__ = ["AzureStore", "ConnectionSettings", "odata_filter", "odata_literal", "parse_connection_string"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: The Table service evaluates at most this many comparisons in one ``$filter``.
+MAX_FILTER_COMPARISONS = 15
+#: Rows per page of a query; the service returns at most 1000 per request.
+RESULTS_PER_PAGE = 1000
+
+_DEV_ACCOUNT = "devstoreaccount1"
+_DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+# ------------------------------------------------------------------------------------ connection strings
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """What a connection string says: endpoints plus an account key or a SAS (``repr`` hides both)."""
+
+    table_url: str
+    blob_url: str
+    account_name: str | None
+    account_key: str | None = None
+    sas_token: str | None = None
+
+    def __repr__(self) -> str:
+        auth = "account key" if self.account_key else "SAS" if self.sas_token else "no secret"
+        return f"ConnectionSettings(table_url={self.table_url!r}, blob_url={self.blob_url!r}, {auth})"
+
+
+def parse_connection_string(connection_string: str) -> ConnectionSettings:
+    """Endpoints and credentials of an Azure storage connection string (Azurite's shortcut included).
+
+    Raises :class:`ConfigError` (naming the missing part, never echoing the string) when it is incomplete.
+    """
+    parts: dict[str, str] = {}
+    for item in connection_string.strip().split(";"):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError("store.connection_string: every part must be Key=Value (separated by ';')")
+        parts[key.strip().lower()] = value.strip()
+    if parts.get("usedevelopmentstorage", "").lower() == "true":
+        proxy = parts.get("developmentstorageproxyuri", "http://127.0.0.1").rstrip("/")
+        return ConnectionSettings(
+            table_url=f"{proxy}:10002/{_DEV_ACCOUNT}",
+            blob_url=f"{proxy}:10000/{_DEV_ACCOUNT}",
+            account_name=_DEV_ACCOUNT,
+            account_key=_DEV_KEY,
+        )
+    account = parts.get("accountname")
+    protocol = parts.get("defaultendpointsprotocol", "https")
+    suffix = parts.get("endpointsuffix", "core.windows.net")
+    table_url = parts.get("tableendpoint") or (f"{protocol}://{account}.table.{suffix}" if account else None)
+    blob_url = parts.get("blobendpoint") or (f"{protocol}://{account}.blob.{suffix}" if account else None)
+    if not table_url or not blob_url:
+        raise ConfigError(
+            "store.connection_string: give AccountName (with EndpointSuffix) or both TableEndpoint and "
+            "BlobEndpoint"
+        )
+    account_key = parts.get("accountkey") or None
+    sas = parts.get("sharedaccesssignature") or None
+    if account_key is None and sas is None:
+        raise ConfigError("store.connection_string: give AccountKey or SharedAccessSignature")
+    if account_key is not None and account is None:
+        raise ConfigError("store.connection_string: AccountKey needs AccountName")
+    return ConnectionSettings(
+        table_url=table_url.rstrip("/"),
+        blob_url=blob_url.rstrip("/"),
+        account_name=account,
+        account_key=account_key,
+        sas_token=sas.lstrip("?") if sas else None,
+    )
+
+
+# ------------------------------------------------------------------------------------------- OData
+def odata_literal(value: Value) -> str:
+    """``value`` as an OData literal of the type this store writes (strings quoted, quotes doubled)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}L"  # every int column is Edm.Int64; an Int32 literal would never match it
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"cannot filter on {value!r}: NaN and infinities are not comparable")
+        text = repr(value)
+        return text if any(c in text for c in ".eE") else text + ".0"
+    if isinstance(value, datetime):
+        return "datetime'" + _utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ") + "'"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    raise TypeError(f"cannot filter on a {type(value).__name__}")
+
+
+def _column(name: str) -> str:
+    if name == "partition":
+        return "PartitionKey"
+    if name == "name":
+        return "RowKey"
+    user_columns({name: None})  # validates the identifier
+    return name
+
+
+def odata_filter(
+    partition: str,
+    *,
+    status: frozenset[str] | None = None,
+    status_not: frozenset[str] | None = None,
+    names: Sequence[str] | None = None,
+    where: Mapping[str, Value] | None = None,
+) -> tuple[str, int]:
+    """(filter, number of comparisons) for one query of :meth:`AzureStore.query`."""
+    clauses = [f"PartitionKey eq {odata_literal(partition)}"]
+    count = 1
+    if status is not None:
+        clauses.append("(" + " or ".join(f"status eq {odata_literal(s)}" for s in sorted(status)) + ")")
+        count += len(status)
+    if status_not:
+        # ``not (... eq ...)`` so that rows without a status column match too
+        clauses.append(
+            "not (" + " or ".join(f"status eq {odata_literal(s)}" for s in sorted(status_not)) + ")"
+        )
+        count += len(status_not)
+    for key, value in (where or {}).items():
+        clauses.append(f"{_column(key)} eq {odata_literal(value)}")
+        count += 1
+    if names is not None:
+        clauses.append("(" + " or ".join(f"RowKey eq {odata_literal(n)}" for n in names) + ")")
+        count += len(names)
+    return " and ".join(clauses), count
+
+
+# -------------------------------------------------------------------------------------- conversions
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def _plain_datetime(value: datetime) -> datetime:
+    """A plain ``datetime`` in UTC (the SDK returns a ``TablesEntityDatetime`` subclass)."""
+    value = _utc(value)
+    return datetime(
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+        tzinfo=timezone.utc,
+    )
+
+
+def _to_table(values: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or isinstance(value, str):
+            out[key] = value
+        elif isinstance(value, int):
+            if not _INT64[0] <= value <= _INT64[1]:
+                raise ValueError(f"column {key!r}: {value} does not fit in a signed 64-bit integer")
+            out[key] = EntityProperty(value, EdmType.INT64)
+        elif isinstance(value, float):
+            out[key] = EntityProperty(value, EdmType.DOUBLE)
+        elif isinstance(value, datetime):
+            out[key] = _utc(value)
+        else:  # user_columns() has already rejected other types
+            raise TypeError(f"column {key!r}: cannot store a {type(value).__name__}")
+    return out
+
+
+def _from_table_value(value: Any) -> Any:
+    if isinstance(value, EntityProperty):
+        value = value.value
+        return _plain_datetime(value) if isinstance(value, datetime) else value
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return float(value)  # a bare integer is a double the service printed without ".0" (see module doc)
+    if isinstance(value, datetime):
+        return _plain_datetime(value)
+    return value
+
+
+_ETAG_TIME = re.compile(r"datetime'([^']+)'")
+
+
+def _timestamp_from_etag(etag: str | None) -> datetime | None:
+    """The ``Timestamp`` an ETag encodes (``W/"datetime'2024-01-01T00%3A00%3A00.1234567Z'"``)."""
+    match = _ETAG_TIME.search(etag or "")
+    if not match:
+        return None
+    text = unquote(match.group(1)).rstrip("Z")
+    if "." in text:
+        head, frac = text.split(".", 1)
+        text = f"{head}.{frac[:6].ljust(6, '0')}"
+        fmt = "%Y-%m-%dT%H:%M:%S.%f"
+    else:
+        fmt = "%Y-%m-%dT%H:%M:%S"
+    try:
+        return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
+def _entity_from_table(raw: Mapping[str, Any]) -> Entity:
+    metadata = getattr(raw, "metadata", {}) or {}
+    entity: Entity = {"partition": raw["PartitionKey"], "name": raw["RowKey"]}
+    for key, value in raw.items():
+        if key in ("PartitionKey", "RowKey", "Timestamp"):
+            continue
+        entity[key] = _from_table_value(value)
+    etag = metadata.get("etag")
+    entity["_version"] = etag
+    stamp = metadata.get("timestamp")
+    entity["_timestamp"] = (
+        _plain_datetime(stamp) if isinstance(stamp, datetime) else _timestamp_from_etag(etag)
+    )
+    return entity
+
+
+def _written(partition: str, name: str, values: Mapping[str, Any], response: Mapping[str, Any]) -> Entity:
+    etag = response.get("etag")
+    entity: Entity = {"partition": partition, "name": name}
+    entity.update({k: _plain_datetime(v) if isinstance(v, datetime) else v for k, v in values.items()})
+    entity["_version"] = etag
+    entity["_timestamp"] = _timestamp_from_etag(etag) or datetime.now(timezone.utc)
+    return entity
+
+
+def _status_of(call: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, int | None]:
+    """Run an SDK call and return (result, HTTP status of its last response)."""
+    seen: dict[str, int] = {}
+
+    def hook(response: Any) -> None:
+        seen["status"] = response.http_response.status_code
+
+    result = call(*args, raw_response_hook=hook, **kwargs)
+    return result, seen.get("status")
+
+
+# ------------------------------------------------------------------------------------------- store
+class AzureStore(Store):
+    """A :class:`Store` on an Azure storage account (or Azurite): one table and one blob container."""
+
+    def __init__(
+        self,
+        table_service: TableServiceClient,
+        blob_service: BlobServiceClient,
+        *,
+        table_name: str = "status",
+        container_name: str = "models",
+        max_concurrency: int = 8,
+        progress: bool = True,
+        auth: str = "credential",
+        _owner: bool = True,
+        _describe: str = "",
+    ) -> None:
+        """Wrap ready service clients; prefer :meth:`from_config` or the ``from_*`` constructors."""
+        self.table_name = table_name
+        self.container_name = container_name
+        self.max_concurrency = max_concurrency
+        self.progress = progress
+        self._table_service = table_service
+        self._blob_service = blob_service
+        self._table: TableClient = table_service.get_table_client(table_name)
+        self._container: ContainerClient = blob_service.get_container_client(container_name)
+        self.auth = auth
+        self._owner = _owner
+        self._describe = _describe or table_service.url
+        self._lock = threading.Lock()
+        self._table_ready = False
+        self._container_ready = False
+
+    # ------------------------------------------------------------------------------- constructors
+    @staticmethod
+    def client_options(
+        *,
+        retry_total: int = 5,
+        retry_backoff: float = 0.5,
+        retry_backoff_max: float = 30.0,
+        connection_timeout: float = 20.0,
+        read_timeout: float = 60.0,
+        per_call_policies: Sequence[Any] | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(table client kwargs, blob client kwargs): the SDK retry policies and the caller's policies."""
+        common: dict[str, Any] = {"connection_timeout": connection_timeout, "read_timeout": read_timeout}
+        if per_call_policies:
+            common["per_call_policies"] = list(per_call_policies)
+        table_kwargs = dict(
+            common,
+            retry_total=retry_total,
+            retry_backoff_factor=retry_backoff,
+            retry_backoff_max=retry_backoff_max,
+            retry_mode="exponential",
+        )
+        blob_kwargs = dict(
+            common,
+            retry_policy=ExponentialRetry(
+                initial_backoff=retry_backoff,  # type: ignore[arg-type]
+                increment_base=2,
+                retry_total=retry_total,
+                random_jitter_range=1,
+            ),
+        )
+        return table_kwargs, blob_kwargs
+
+    @classmethod
+    def from_connection_string(
+        cls,
+        connection_string: str,
+        *,
+        table_name: str = "status",
+        container_name: str = "models",
+        max_concurrency: int = 8,
+        progress: bool = True,
+        **client_kwargs: Any,
+    ) -> AzureStore:
+        """A store from a connection string (account key, SAS, or ``UseDevelopmentStorage=true``)."""
+        settings = parse_connection_string(connection_string)
+        if settings.account_key is not None:
+            assert settings.account_name is not None
+            credential: Any = AzureNamedKeyCredential(settings.account_name, settings.account_key)
+        else:
+            assert settings.sas_token is not None
+            credential = AzureSasCredential(settings.sas_token)
+        return cls._build(
+            settings.table_url,
+            settings.blob_url,
+            credential,
+            credential,
+            auth="account key" if settings.account_key is not None else "SAS",
+            table_name=table_name,
+            container_name=container_name,
+            max_concurrency=max_concurrency,
+            progress=progress,
+            client_kwargs=client_kwargs,
+        )
+
+    @classmethod
+    def from_sas(
+        cls,
+        table_url: str,
+        blob_url: str,
+        sas_token: str,
+        *,
+        blob_sas_token: str | None = None,
+        table_name: str = "status",
+        container_name: str = "models",
+        max_concurrency: int = 8,
+        progress: bool = True,
+        **client_kwargs: Any,
+    ) -> AzureStore:
+        """A store from account URLs and a SAS token: an account SAS valid for the table and blob services,
+        or a table SAS plus ``blob_sas_token`` (e.g. a container SAS)."""
+        credential = AzureSasCredential(sas_token.lstrip("?"))
+        blob_credential = AzureSasCredential(blob_sas_token.lstrip("?")) if blob_sas_token else credential
+        return cls._build(
+            table_url,
+            blob_url,
+            credential,
+            blob_credential,
+            auth="SAS",
+            table_name=table_name,
+            container_name=container_name,
+            max_concurrency=max_concurrency,
+            progress=progress,
+            client_kwargs=client_kwargs,
+        )
+
+    @classmethod
+    def from_identity(
+        cls,
+        table_url: str,
+        blob_url: str,
+        *,
+        credential: TokenCredential | None = None,
+        managed_identity_client_id: str | None = None,
+        table_name: str = "status",
+        container_name: str = "models",
+        max_concurrency: int = 8,
+        progress: bool = True,
+        **client_kwargs: Any,
+    ) -> AzureStore:
+        """A store from account URLs and an Azure AD identity (``DefaultAzureCredential`` unless given).
+
+        The identity needs the *Storage Table Data Contributor* and *Storage Blob Data Contributor* roles.
+        """
+        if credential is None:
+            from azure.identity import DefaultAzureCredential
+
+            credential = DefaultAzureCredential(managed_identity_client_id=managed_identity_client_id)
+        return cls._build(
+            table_url,
+            blob_url,
+            credential,
+            credential,
+            auth="identity",
+            table_name=table_name,
+            container_name=container_name,
+            max_concurrency=max_concurrency,
+            progress=progress,
+            client_kwargs=client_kwargs,
+        )
+
+    @classmethod
+    def from_config(cls, config: StoreConfig, **kwargs: Any) -> AzureStore:
+        """The store a :class:`StoreConfig` (backend ``azure``) describes.
+
+        Keyword arguments: ``per_call_policies`` (azure-core policies added to both clients, e.g. to count
+        requests), ``retry_total``, ``retry_backoff``, ``retry_backoff_max``, ``connection_timeout``,
+        ``read_timeout``, ``progress`` (tqdm bars on folder transfers) and ``credential`` (a token credential
+        for the identity form).
+        """
+        common: dict[str, Any] = {
+            "table_name": config.table_name,
+            "container_name": config.container_name,
+            "max_concurrency": config.max_concurrency,
+        }
+        common.update(kwargs)
+        if config.connection_string is not None:
+            common.pop("credential", None)
+            return cls.from_connection_string(config.connection_string.get_secret_value(), **common)
+        table_url, blob_url = config.resolved_urls()
+        if config.sas_token is not None:
+            common.pop("credential", None)
+            return cls.from_sas(table_url, blob_url, config.sas_token.get_secret_value(), **common)
+        return cls.from_identity(
+            table_url, blob_url, managed_identity_client_id=config.managed_identity_client_id, **common
+        )
+
+    @classmethod
+    def _build(
+        cls,
+        table_url: str,
+        blob_url: str,
+        table_credential: Any,
+        blob_credential: Any,
+        *,
+        auth: str,
+        table_name: str,
+        container_name: str,
+        max_concurrency: int,
+        progress: bool,
+        client_kwargs: dict[str, Any],
+    ) -> AzureStore:
+        option_names = (
+            "retry_total",
+            "retry_backoff",
+            "retry_backoff_max",
+            "connection_timeout",
+            "read_timeout",
+            "per_call_policies",
+        )
+        options = {k: client_kwargs.pop(k) for k in option_names if k in client_kwargs}
+        if client_kwargs:
+            raise TypeError(f"unexpected AzureStore options: {sorted(client_kwargs)}")
+        table_kwargs, blob_kwargs = cls.client_options(**options)
+        table_service = TableServiceClient(endpoint=table_url, credential=table_credential, **table_kwargs)
+        blob_service = BlobServiceClient(account_url=blob_url, credential=blob_credential, **blob_kwargs)
+        return cls(
+            table_service,
+            blob_service,
+            table_name=table_name,
+            container_name=container_name,
+            max_concurrency=max_concurrency,
+            progress=progress,
+            auth=auth,
+            _describe=_strip_query(table_url),
+        )
+
+    def __repr__(self) -> str:
+        return f"AzureStore(table={self._describe}/{self.table_name}, container={self.container_name})"
+
+    __str__ = __repr__
+
+    # ------------------------------------------------------------------------------------ errors
+    def _fail(self, what: str, exc: Exception) -> StoreError:
+        """A :class:`StoreError` for an SDK error, with a hint and without any secret."""
+        if isinstance(exc, ClientAuthenticationError) or (
+            isinstance(exc, HttpResponseError) and exc.status_code in (401, 403)
+        ):
+            hint = {
+                "account key": "check the account name and key in the connection string",
+                "SAS": "check the SAS token: expiry, allowed services (table and blob) and permissions",
+            }.get(
+                self.auth,
+                "no Azure identity could give a token: run `az login`, set AZURE_CLIENT_ID/"
+                "AZURE_TENANT_ID/AZURE_CLIENT_SECRET, or give the job a managed identity with the Storage "
+                "Table Data Contributor and Storage Blob Data Contributor roles",
+            )
+            hint = f"authentication or authorization failed ({self.auth}): {hint}"
+        elif isinstance(exc, ServiceRequestError):
+            hint = (
+                "the storage endpoint could not be reached: check the URL, the network, or that Azurite runs"
+            )
+        else:
+            hint = "see the cause above"
+        status = getattr(exc, "status_code", None)
+        code = getattr(exc, "error_code", None)
+        detail = ", ".join(str(x) for x in (f"HTTP {status}" if status else None, code) if x)
+        message = f"{what} on {self!r} failed ({type(exc).__name__}{': ' + detail if detail else ''}): {hint}"
+        return StoreError(message)
+
+    # ------------------------------------------------------------------------------ lazy creation
+    def _ensure_table(self) -> None:
+        if self._table_ready:
+            return
+        with self._lock:
+            if self._table_ready:
+                return
+            try:
+                self._table.create_table()
+                log.info("created table %s", self.table_name)
+            except ResourceExistsError:
+                pass
+            except HttpResponseError as exc:
+                if exc.status_code != 403:
+                    raise self._fail(f"creating table {self.table_name}", exc) from exc
+                # A table-scoped SAS may not create tables: assume it exists; the next call says otherwise.
+                log.debug("not allowed to create table %s; assuming it exists", self.table_name)
+            except ServiceRequestError as exc:
+                raise self._fail(f"creating table {self.table_name}", exc) from exc
+            self._table_ready = True
+
+    def _ensure_container(self) -> None:
+        if self._container_ready:
+            return
+        with self._lock:
+            if self._container_ready:
+                return
+            try:
+                self._container.create_container()
+                log.info("created blob container %s", self.container_name)
+            except ResourceExistsError:
+                pass
+            except HttpResponseError as exc:
+                if exc.status_code != 403:
+                    raise self._fail(f"creating container {self.container_name}", exc) from exc
+                log.debug("not allowed to create container %s; assuming it exists", self.container_name)
+            except ServiceRequestError as exc:
+                raise self._fail(f"creating container {self.container_name}", exc) from exc
+            self._container_ready = True
+
+    # ---------------------------------------------------------------------------------- entities
+    def get(self, partition: str, name: str) -> Entity | None:
+        check_key(partition, name)
+        self._ensure_table()
+        try:
+            raw = self._table.get_entity(partition, name)
+        except ResourceNotFoundError:
+            return None
+        except (HttpResponseError, ServiceRequestError) as exc:
+            raise self._fail(f"reading {partition}/{name}", exc) from exc
+        return _entity_from_table(raw)
+
+    def create(self, partition: str, name: str, values: Mapping[str, Any] | None = None) -> Entity:
+        check_key(partition, name)
+        columns = {k: v for k, v in user_columns(values or {}).items() if v is not None}
+        self._ensure_table()
+        body = {"PartitionKey": partition, "RowKey": name, **_to_table(columns)}
+        try:
+            response = self._table.create_entity(body)
+        except ResourceExistsError:
+            raise EntityExistsError(partition, name) from None
+        except (HttpResponseError, ServiceRequestError) as exc:
+            raise self._fail(f"creating {partition}/{name}", exc) from exc
+        return _written(partition, name, columns, response)
+
+    def replace(
+        self, partition: str, name: str, values: Mapping[str, Any], *, expected_version: str | None = None
+    ) -> Entity:
+        check_key(partition, name)
+        columns = {k: v for k, v in user_columns(values).items() if v is not None}
+        self._ensure_table()
+        return self._replace(partition, name, columns, expected_version)
+
+    def _replace(
+        self, partition: str, name: str, columns: dict[str, Any], expected_version: str | None
+    ) -> Entity:
+        body = {"PartitionKey": partition, "RowKey": name, **_to_table(columns)}
+        try:
+            if expected_version is None:
+                response = self._table.upsert_entity(body, mode=UpdateMode.REPLACE)
+            else:
+                response = self._table.update_entity(
+                    body,
+                    mode=UpdateMode.REPLACE,
+                    etag=expected_version,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            raise ConcurrencyError(partition, name, expected_version) from None
+        except HttpResponseError as exc:
+            if exc.status_code in (404, 412):
+                raise ConcurrencyError(partition, name, expected_version) from None
+            raise self._fail(f"replacing {partition}/{name}", exc) from exc
+        except ServiceRequestError as exc:
+            raise self._fail(f"replacing {partition}/{name}", exc) from exc
+        return _written(partition, name, columns, response)
+
+    def merge(
+        self, partition: str, name: str, values: Mapping[str, Any], *, expected_version: str | None = None
+    ) -> Entity:
+        """Set the given columns (``None`` removes one), keep the others.
+
+        Without ``None`` values this is one server-side merge (conditional on ``expected_version`` when
+        given) followed by a read of the whole entity. The Table service cannot store a null, so removing
+        columns reads the entity and replaces it conditionally on the ETag just read, re-reading when a
+        concurrent write moved it (compare-and-swap, never a blind read-then-write).
+        """
+        check_key(partition, name)
+        columns = user_columns(values)
+        self._ensure_table()
+        if any(v is None for v in columns.values()):
+            return self._merge_removing(partition, name, columns, expected_version)
+        body = {"PartitionKey": partition, "RowKey": name, **_to_table(columns)}
+        try:
+            if expected_version is None:
+                self._table.upsert_entity(body, mode=UpdateMode.MERGE)
+            else:
+                self._table.update_entity(
+                    body,
+                    mode=UpdateMode.MERGE,
+                    etag=expected_version,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            raise ConcurrencyError(partition, name, expected_version) from None
+        except HttpResponseError as exc:
+            if exc.status_code in (404, 412):
+                raise ConcurrencyError(partition, name, expected_version) from None
+            raise self._fail(f"merging into {partition}/{name}", exc) from exc
+        except ServiceRequestError as exc:
+            raise self._fail(f"merging into {partition}/{name}", exc) from exc
+        entity = self.get(partition, name)
+        if entity is None:  # deleted right after our write
+            raise ConcurrencyError(partition, name, expected_version)
+        return entity
+
+    def _merge_removing(
+        self, partition: str, name: str, columns: dict[str, Any], expected_version: str | None
+    ) -> Entity:
+        for _ in range(20):
+            current = self.get(partition, name)
+            if current is None:
+                if expected_version is not None:
+                    raise ConcurrencyError(partition, name, expected_version)
+                try:
+                    return self.create(partition, name, columns)
+                except EntityExistsError:
+                    continue  # created concurrently: merge into it
+            if expected_version is not None and current["_version"] != expected_version:
+                raise ConcurrencyError(partition, name, expected_version)
+            merged = {
+                k: v for k, v in current.items() if not k.startswith("_") and k not in ("partition", "name")
+            }
+            merged.update(columns)
+            merged = {k: v for k, v in merged.items() if v is not None}
+            try:
+                return self._replace(partition, name, merged, current["_version"])
+            except ConcurrencyError:
+                if expected_version is not None:
+                    raise
+                continue  # a concurrent write: re-read and merge again
+        raise StoreError(
+            f"merge into {partition}/{name} lost 20 compare-and-swap races in a row: too much contention, retry later"
+        )
+
+    def delete(self, partition: str, name: str, *, expected_version: str | None = None) -> bool:
+        check_key(partition, name)
+        self._ensure_table()
+        kwargs: dict[str, Any] = {}
+        if expected_version is not None:
+            kwargs = {"etag": expected_version, "match_condition": MatchConditions.IfNotModified}
+        try:
+            _, status = _status_of(self._table.delete_entity, partition, name, **kwargs)
+        except (ResourceModifiedError, ResourceNotFoundError):
+            raise ConcurrencyError(partition, name, expected_version) from None
+        except HttpResponseError as exc:
+            if exc.status_code == 412:
+                raise ConcurrencyError(partition, name, expected_version) from None
+            raise self._fail(f"deleting {partition}/{name}", exc) from exc
+        except ServiceRequestError as exc:
+            raise self._fail(f"deleting {partition}/{name}", exc) from exc
+        if status == 404:  # the SDK swallows a 404 on delete
+            if expected_version is not None:
+                raise ConcurrencyError(partition, name, expected_version)
+            return False
+        return True
+
+    def query(
+        self,
+        partition: str,
+        *,
+        status: str | Collection[str] | None = None,
+        status_not: str | Collection[str] | None = None,
+        names: Collection[str] | None = None,
+        where: Mapping[str, Value] | None = None,
+    ) -> list[Entity]:
+        """Entities of ``partition`` matching every filter, evaluated by the Table service, ordered by name.
+
+        One request per 1000 rows. The service evaluates at most 15 comparisons per filter, so a long
+        ``names`` list is split into several queries (one per chunk of names), whose results are joined.
+        """
+        statuses, not_statuses = as_set(status), as_set(status_not)
+        if statuses is not None and not statuses:
+            return []
+        name_list = sorted(set(names)) if names is not None else None
+        if name_list is not None and not name_list:
+            return []
+        _, base = odata_filter(partition, status=statuses, status_not=not_statuses, where=where)
+        if name_list is None:
+            chunks: list[list[str] | None] = [None]
+        else:
+            room = MAX_FILTER_COMPARISONS - base
+            if room < 1:
+                raise ValueError(
+                    f"too many filter values ({base} comparisons): the Table service allows "
+                    f"{MAX_FILTER_COMPARISONS} per query; filter on fewer statuses or columns"
+                )
+            chunks = [name_list[i : i + room] for i in range(0, len(name_list), room)]
+        self._ensure_table()
+        found: dict[str, Entity] = {}
+        for chunk in chunks:
+            text, count = odata_filter(
+                partition, status=statuses, status_not=not_statuses, names=chunk, where=where
+            )
+            if count > MAX_FILTER_COMPARISONS:
+                raise ValueError(
+                    f"too many filter values ({count} comparisons): the Table service allows "
+                    f"{MAX_FILTER_COMPARISONS} per query"
+                )
+            try:
+                for raw in self._table.query_entities(text, results_per_page=RESULTS_PER_PAGE):
+                    entity = _entity_from_table(raw)
+                    found[entity["name"]] = entity
+            except (HttpResponseError, ServiceRequestError) as exc:
+                raise self._fail(f"querying partition {partition}", exc) from exc
+        return [found[n] for n in sorted(found)]
+
+    def partitions(self) -> list[str]:
+        """Every partition, with one small request per partition (each asks for the first key after the last)."""
+        self._ensure_table()
+        out: list[str] = []
+        last: str | None = None
+        try:
+            while True:
+                text = None if last is None else f"PartitionKey gt {odata_literal(last)}"
+                rows: Iterable[Any] = (
+                    self._table.list_entities(results_per_page=1, select=["PartitionKey"])
+                    if text is None
+                    else self._table.query_entities(text, results_per_page=1, select=["PartitionKey"])
+                )
+                first = next(iter(rows), None)
+                if first is None:
+                    return out
+                last = str(first["PartitionKey"])
+                out.append(last)
+        except (HttpResponseError, ServiceRequestError) as exc:
+            raise self._fail("listing partitions", exc) from exc
+
+    # --------------------------------------------------------------------------------------- blobs
+    @staticmethod
+    def _prefix(partition: str, name: str | None) -> str:
+        check_key(partition, name if name is not None else "x")
+        return f"{partition}/" if name is None else f"{partition}/{name}/"
+
+    @staticmethod
+    def _check_relative(blob_name: str) -> str:
+        safe_blob_path("/", blob_name)  # rejects absolute names, '..', empty parts and backslashes
+        return blob_name
+
+    def _pool(self, max_concurrency: int | None) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=max(1, max_concurrency or self.max_concurrency))
+
+    def upload_bytes(
+        self, partition: str, name: str, blob_name: str, data: bytes, *, overwrite: bool = True
+    ) -> str:
+        full = self._prefix(partition, name) + self._check_relative(blob_name)
+        self._ensure_container()
+        try:
+            self._container.upload_blob(full, data, overwrite=overwrite)
+        except ResourceExistsError:
+            raise StoreError(f"blob {full} already exists (pass overwrite=True to replace it)") from None
+        except (HttpResponseError, ServiceRequestError) as exc:
+            raise self._fail(f"uploading blob {full}", exc) from exc
+        return full
+
+    def upload(
+        self,
+        partition: str,
+        name: str,
+        local_path: str | Path,
+        *,
+        blob_name: str | None = None,
+        overwrite: bool = True,
+        max_concurrency: int | None = None,
+    ) -> list[str]:
+        source = Path(local_path)
+        prefix = self._prefix(partition, name)
+        if source.is_file():
+            jobs = [(source, self._check_relative(blob_name or source.name))]
+        elif source.is_dir():
+            base = self._check_relative(blob_name.strip("/")) + "/" if blob_name else ""
+            jobs = [
+                (path, base + path.relative_to(source).as_posix())
+                for path in sorted(source.rglob("*"))
+                if path.is_file()
+            ]
+        else:
+            raise FileNotFoundError(f"nothing to upload at {source}")
+        self._ensure_container()
+
+        def send(job: tuple[Path, str]) -> str:
+            path, relative = job
+            full = prefix + relative
+            with open(path, "rb") as handle:
+                try:
+                    self._container.upload_blob(full, handle, overwrite=overwrite)
+                except ResourceExistsError:
+                    raise StoreError(
+                        f"blob {full} already exists (pass overwrite=True to replace it)"
+                    ) from None
+                except (HttpResponseError, ServiceRequestError) as exc:
+                    raise self._fail(f"uploading {path} to blob {full}", exc) from exc
+            return full
+
+        return self._run_all(send, jobs, max_concurrency, f"upload {prefix}")
+
+    def _run_all(
+        self,
+        fn: Callable[[Any], T],
+        jobs: Sequence[Any],
+        max_concurrency: int | None,
+        label: str,
+    ) -> list[T]:
+        if len(jobs) <= 1:
+            return [fn(job) for job in jobs]
+        with (
+            self._pool(max_concurrency) as pool,
+            tqdm(total=len(jobs), desc=label, unit="file", disable=(not self.progress) or None) as bar,
+        ):
+            futures = [pool.submit(fn, job) for job in jobs]
+            results = []
+            for future in futures:
+                results.append(future.result())
+                bar.update(1)
+        return results
+
+    def download_bytes(self, partition: str, name: str, blob_name: str) -> bytes:
+        full = self._prefix(partition, name) + self._check_relative(blob_name)
+        self._ensure_container()
+        try:
+            return self._container.download_blob(full).readall()
+        except ResourceNotFoundError:
+            raise FileNotFoundError(f"no blob {full} in container {self.container_name}") from None
+        except (HttpResponseError, ServiceRequestError) as exc:
+            raise self._fail(f"downloading blob {full}", exc) from exc
+
+    def download(
+        self,
+        partition: str,
+        name: str,
+        target_folder: str | Path,
+        *,
+        blob_names: Sequence[str] | None = None,
+        pattern: str | None = None,
+        max_concurrency: int | None = None,
+    ) -> list[Path]:
+        prefix = self._prefix(partition, name)
+        if blob_names is not None:
+            relatives = list(blob_names)
+        else:
+            relatives = self._list(prefix, pattern)
+        folder = Path(target_folder)
+        # every name is checked before anything is written
+        targets = [(relative, safe_blob_path(folder, relative)) for relative in relatives]
+        self._ensure_container()
+
+        def fetch(job: tuple[str, Path]) -> Path:
+            relative, target = job
+            full = prefix + relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                downloader = self._container.download_blob(full)
+                with open(target, "wb") as handle:
+                    downloader.readinto(handle)
+            except ResourceNotFoundError:
+                target.unlink(missing_ok=True)
+                raise FileNotFoundError(f"no blob {full} in container {self.container_name}") from None
+            except (HttpResponseError, ServiceRequestError) as exc:
+                raise self._fail(f"downloading blob {full}", exc) from exc
+            return target
+
+        return self._run_all(fetch, targets, max_concurrency, f"download {prefix}")
+
+    def _list(self, prefix: str, pattern: str | None) -> list[str]:
+        self._ensure_container()
+        regex = re.compile(pattern) if pattern else None
+        try:
+            names = [blob.name[len(prefix) :] for blob in self._container.list_blobs(name_starts_with=prefix)]
+        except (HttpResponseError, ServiceRequestError) as exc:
+            raise self._fail(f"listing blobs under {prefix}", exc) from exc
+        return sorted(n for n in names if regex is None or regex.search(n))
+
+    def list_blobs(self, partition: str, name: str | None = None, *, pattern: str | None = None) -> list[str]:
+        return self._list(self._prefix(partition, name), pattern)
+
+    def delete_blobs(self, partition: str, name: str, *, pattern: str | None = None) -> int:
+        prefix = self._prefix(partition, name)
+        relatives = self._list(prefix, pattern)
+
+        def remove(relative: str) -> int:
+            try:
+                self._container.delete_blob(prefix + relative)
+                return 1
+            except ResourceNotFoundError:
+                return 0  # deleted concurrently
+            except (HttpResponseError, ServiceRequestError) as exc:
+                raise self._fail(f"deleting blob {prefix + relative}", exc) from exc
+
+        return sum(self._run_all(remove, relatives, None, f"delete {prefix}"))
+
+    # -------------------------------------------------------------------------------------- others
+    def with_table(self, table_name: str) -> AzureStore:
+        """A store on another table of the same account, sharing this one's clients (close this one last)."""
+        StoreConfig(table_name=table_name)  # validates the name
+        return AzureStore(
+            self._table_service,
+            self._blob_service,
+            table_name=table_name,
+            container_name=self.container_name,
+            max_concurrency=self.max_concurrency,
+            progress=self.progress,
+            auth=self.auth,
+            _owner=False,
+            _describe=self._describe,
+        )
+
+    def close(self) -> None:
+        self._table.close()
+        if self._owner:
+            self._table_service.close()
+            self._blob_service.close()
+
+
+def _strip_query(url: str) -> str:
+    """``url`` without a query string (where a SAS would be)."""
+    return url.split("?", 1)[0]
