@@ -1,0 +1,232 @@
+"""``AmlPartialTrainingEvaluator``: an Archai ``AsyncModelEvaluator`` that partially trains models in batches.
+
+``send`` collects models (reusing every row that already holds the metric for at least the requested
+epochs); ``fetch_all`` trains the rest in ONE pipeline through a :class:`~archai_aml.pipelines.base.JobRunner`
+(the :class:`~archai_aml.pipelines.local.LocalJobRunner` by default, the Azure ML one when ``config.aml`` is
+set), waits with the :class:`~archai_aml.pipelines.monitor.CompletionMonitor`, and returns the metrics in
+send order (``None`` for a model that did not complete). Ctrl-C (and a timeout) cancels the pipeline and
+marks the batch's unfinished rows ``canceled`` before the exception goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from archai.discrete_search.api.archai_model import ArchaiModel
+from archai.discrete_search.api.model_evaluator import AsyncModelEvaluator
+from overrides import overrides
+
+from archai_aml.config import ArchaiAmlConfig, StoreConfig
+from archai_aml.errors import ConcurrencyError, EvaluationTimeoutError, TrainingFailedError
+from archai_aml.pipelines.monitor import DONE_STATUSES, BatchResult, CompletionMonitor
+from archai_aml.pipelines.training import model_id_for, start_training_pipeline, store_config_of
+from archai_aml.store import Store, open_store
+from archai_aml.store.base import Entity
+
+__all__ = ["AmlPartialTrainingEvaluator"]
+
+log = logging.getLogger(__name__)
+
+
+def _as_float(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class AmlPartialTrainingEvaluator(AsyncModelEvaluator):
+    """Partial training of a search's models as one pipeline per ``fetch_all``.
+
+    Args:
+        config: the archai-aml configuration (``training``, ``store``, ``aml``, ``experiment_name``).
+        local_output: folder for ``pending.json`` and ``models.json``.
+        tr_epochs: epochs of partial training (a ``budget`` given to ``send`` multiplies it).
+        timeout_seconds: how long ``fetch_all`` may wait for one batch.
+        job_runner: where jobs run; default: ``AzureMLJobRunner`` when ``config.aml`` is set, else a
+            ``LocalJobRunner`` whose subprocesses can open the store.
+        store: the status store; default: ``open_store(config.store)``.
+        store_config: how jobs reach ``store`` (default: the store's own ``config``, else ``config.store``).
+        search_space: used to serialize models without ``metadata['config']`` (its ``save_arch``).
+        progress: show a tqdm progress bar while waiting.
+    """
+
+    def __init__(
+        self,
+        config: ArchaiAmlConfig,
+        local_output: str | Path,
+        tr_epochs: float = 1,
+        timeout_seconds: float = 3600,
+        job_runner: Any = None,
+        store: Store | None = None,
+        *,
+        store_config: StoreConfig | None = None,
+        search_space: Any = None,
+        progress: bool = True,
+    ) -> None:
+        self.config = config
+        self.local_output = Path(local_output)
+        self.tr_epochs = float(tr_epochs)
+        self.timeout_seconds = float(timeout_seconds)
+        self.store = store if store is not None else open_store(config.store)
+        self.store_config = store_config or store_config_of(store, config)
+        self.search_space = search_space
+        self.progress = progress
+        self.metric_key = config.training.metric_key
+        self.experiment = config.experiment_name
+        if job_runner is None:
+            if config.aml is not None:
+                from archai_aml.pipelines.azureml import AzureMLJobRunner
+
+                job_runner = AzureMLJobRunner.from_config(config.aml)
+            else:
+                from archai_aml.pipelines.local import LocalJobRunner
+
+                job_runner = LocalJobRunner.from_config(config, self.store_config)
+        self.job_runner = job_runner
+        self.models: list[ArchaiModel] = []
+        self.epochs: list[float] = []
+        self.reused: dict[str, Entity] = {}
+        #: Pipeline ids submitted by this evaluator, oldest first.
+        self.pipelines: list[str] = []
+        self.last_result: BatchResult | None = None
+
+    def _reusable(self, row: Entity | None, epochs: float) -> bool:
+        if row is None or row.get("status") != "complete":
+            return False
+        return (
+            _as_float(row.get(self.metric_key)) is not None
+            and (_as_float(row.get("epochs")) or 0.0) >= epochs
+        )
+
+    @overrides
+    def send(self, arch: ArchaiModel, budget: float | None = None) -> None:
+        epochs = self.tr_epochs * budget if budget is not None else self.tr_epochs
+        model_id = model_id_for(arch)
+        self.models.append(arch)
+        self.epochs.append(epochs)
+        if model_id not in self.reused:
+            row = self.store.get(self.experiment, model_id)
+            if self._reusable(row, epochs):
+                assert row is not None
+                self.reused[model_id] = row
+
+    def _mark_canceled(self, model_ids: list[str], batch_id: str, reason: str) -> None:
+        """Mark the batch's unfinished rows ``canceled`` (CAS on what one query read)."""
+        rows = {r["name"]: r for r in self.store.query(self.experiment, where={"batch": batch_id})}
+        for model_id in model_ids:
+            row = rows.get(model_id)
+            if row is not None and row.get("status") in DONE_STATUSES:
+                continue
+            for _ in range(3):
+                try:
+                    if row is None:
+                        self.store.merge(self.experiment, model_id, {"status": "canceled", "error": reason})
+                    else:
+                        self.store.merge(
+                            self.experiment,
+                            model_id,
+                            {"status": "canceled", "error": reason},
+                            expected_version=row["_version"],
+                        )
+                    break
+                except ConcurrencyError:
+                    row = self.store.get(self.experiment, model_id)
+                    if row is not None and row.get("status") in DONE_STATUSES:
+                        break
+
+    def _train(self, pending: list[ArchaiModel], epochs: float) -> dict[str, Entity]:
+        description = f"AmlPartialTrainingEvaluator: {len(pending)} models, {epochs:g} epochs"
+        pipeline_job, model_ids = start_training_pipeline(
+            description,
+            self.job_runner,
+            self.store,
+            pending,
+            self.config,
+            epochs,
+            self.local_output,
+            store_config=self.store_config,
+            search_space=self.search_space,
+        )
+        pipeline_id = str(pipeline_job.name)
+        batch_id = pipeline_id
+        self.pipelines.append(pipeline_id)
+        training = self.config.training
+        monitor = CompletionMonitor(
+            self.store,
+            self.job_runner,
+            self.experiment,
+            timeout_seconds=self.timeout_seconds,
+            max_failure_rate=training.max_failure_rate,
+            poll_interval_min_s=training.poll_interval_min_s,
+            poll_interval_max_s=training.poll_interval_max_s,
+            metric_key=self.metric_key,
+            progress=self.progress,
+        )
+        try:
+            result = monitor.wait(model_ids, batch_id, pipeline_id)
+        except KeyboardInterrupt:
+            log.warning("interrupted: canceling pipeline %s", pipeline_id)
+            self._cancel(pipeline_id, model_ids, batch_id, "canceled by the user (KeyboardInterrupt)")
+            raise
+        except EvaluationTimeoutError:
+            self._cancel(pipeline_id, model_ids, batch_id, f"timed out after {self.timeout_seconds:g} s")
+            raise
+        except TrainingFailedError as exc:
+            self.last_result = getattr(exc, "result", None)
+            raise
+        self.last_result = result
+        return result.rows
+
+    def _cancel(self, pipeline_id: str, model_ids: list[str], batch_id: str, reason: str) -> None:
+        try:
+            self.job_runner.cancel(pipeline_id)
+        finally:
+            self._mark_canceled(model_ids, batch_id, reason)
+
+    @overrides
+    def fetch_all(self) -> list[float | None]:
+        models, epochs_list = self.models, self.epochs
+        reused = dict(self.reused)
+        self.models, self.epochs, self.reused = [], [], {}
+        ids = [model_id_for(m) for m in models]
+        pending: dict[str, ArchaiModel] = {}
+        for model_id, arch in zip(ids, models, strict=True):
+            if model_id not in reused and model_id not in pending:
+                pending[model_id] = arch
+        if reused:
+            log.info("AmlPartialTrainingEvaluator: %d models already trained, reused", len(reused))
+        rows: dict[str, Entity] = dict(reused)
+        if pending:
+            wanted = {e for i, e in zip(ids, epochs_list, strict=True) if i in pending}
+            if len(wanted) > 1:
+                raise ValueError(
+                    f"one fetch_all trains every model for the same epochs; got budgets giving {sorted(wanted)}"
+                )
+            trained = self._train(list(pending.values()), wanted.pop())
+            rows.update(trained)
+        out: list[float | None] = []
+        summary = []
+        for model_id, arch in zip(ids, models, strict=True):
+            row = rows.get(model_id) or {}
+            metric = _as_float(row.get(self.metric_key)) if row.get("status") == "complete" else None
+            out.append(metric)
+            summary.append(
+                {
+                    "model_id": model_id,
+                    "archid": str(arch.archid),
+                    "metric": metric,
+                    "status": row.get("status"),
+                    "epochs": _as_float(row.get("epochs")),
+                    "error": row.get("error"),
+                    "reused": model_id in reused,
+                }
+            )
+        self.local_output.mkdir(parents=True, exist_ok=True)
+        (self.local_output / "models.json").write_text(
+            json.dumps({"metric_key": self.metric_key, "models": summary}, indent=2), encoding="utf-8"
+        )
+        return out

@@ -1,0 +1,133 @@
+"""Run pipeline jobs in an Azure ML workspace through ``azure.ai.ml.MLClient``.
+
+Credentials (:func:`azure_credential`): inside an Azure ML job that runs with the user's identity
+(``OBO_ENDPOINT`` is set, or the Spark OBO token provider), :class:`azure.ai.ml.identity.AzureMLOnBehalfOfCredential`;
+everywhere else :class:`azure.identity.DefaultAzureCredential` (environment, managed identity, Azure CLI...),
+with ``identity_client_id`` naming a user-assigned managed identity.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from archai_aml.config import AzureMLConfig
+from archai_aml.errors import JobError
+
+__all__ = ["AzureMLJobRunner", "azure_credential", "inside_azureml_job"]
+
+log = logging.getLogger(__name__)
+
+
+def inside_azureml_job(env: Mapping[str, str] | None = None) -> bool:
+    """Whether this process runs inside an Azure ML job that may use the on-behalf-of credential."""
+    env = os.environ if env is None else env
+    return bool(env.get("AZUREML_RUN_ID")) and bool(
+        env.get("OBO_ENDPOINT") or env.get("AZUREML_DATAPREP_TOKEN_PROVIDER") == "sparkobo"
+    )
+
+
+def azure_credential(client_id: str | None = None, env: Mapping[str, str] | None = None) -> Any:
+    """``AzureMLOnBehalfOfCredential`` inside an Azure ML job run as the user, else ``DefaultAzureCredential``."""
+    if inside_azureml_job(env):
+        from azure.ai.ml.identity import AzureMLOnBehalfOfCredential
+
+        log.info("using AzureMLOnBehalfOfCredential (inside an Azure ML job)")
+        return AzureMLOnBehalfOfCredential()
+    from azure.identity import DefaultAzureCredential
+
+    if client_id:
+        return DefaultAzureCredential(managed_identity_client_id=client_id)
+    return DefaultAzureCredential()
+
+
+class AzureMLJobRunner:
+    """A :class:`~archai_aml.pipelines.base.JobRunner` on an Azure ML workspace.
+
+    Child jobs of the training pipeline are matched to nodes by their display name (the model id).
+    """
+
+    #: Ask Azure ML for the pipeline status every N polls of the completion monitor (each ask is a request
+    #: to the workspace; the monitor's interval already backs off to ``poll_interval_max_s``).
+    status_every = 1
+
+    def __init__(self, ml_client: Any, *, status_every: int = 1) -> None:
+        self.ml_client = ml_client
+        self.status_every = max(1, status_every)
+
+    @classmethod
+    def from_config(cls, aml: AzureMLConfig, credential: Any = None) -> AzureMLJobRunner:
+        from azure.ai.ml import MLClient
+
+        ws = aml.workspace
+        client = MLClient(
+            credential=credential or azure_credential(aml.identity_client_id),
+            subscription_id=ws.subscription_id,
+            resource_group_name=ws.resource_group,
+            workspace_name=ws.workspace_name,
+        )
+        return cls(client)
+
+    def submit(self, pipeline_job: Any, *, experiment_name: str) -> Any:
+        try:
+            job = self.ml_client.jobs.create_or_update(pipeline_job, experiment_name=experiment_name)
+        except Exception as exc:
+            raise JobError(
+                f"Azure ML refused pipeline {getattr(pipeline_job, 'name', None)!r}: {exc}; check the "
+                "workspace, compute cluster, environment and datastore names in the aml configuration"
+            ) from exc
+        log.info("submitted Azure ML pipeline %s (%s)", job.name, getattr(job, "studio_url", None))
+        return job
+
+    def status(self, job_id: str) -> str:
+        return str(self.ml_client.jobs.get(job_id).status)
+
+    def node_statuses(self, job_id: str) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for child in self.ml_client.jobs.list(parent_job_name=job_id):
+            key = getattr(child, "display_name", None) or child.name
+            out[str(key)] = str(child.status)
+        return out
+
+    def cancel(self, job_id: str) -> None:
+        poller = self.ml_client.jobs.begin_cancel(job_id)
+        if hasattr(poller, "result"):
+            poller.result()
+        log.info("canceled Azure ML pipeline %s", job_id)
+
+    def logs(self, job_id: str, node: str) -> str:
+        """The user logs of a child job (downloaded from the workspace)."""
+        name = None
+        for child in self.ml_client.jobs.list(parent_job_name=job_id):
+            if (getattr(child, "display_name", None) or child.name) == node:
+                name = child.name
+                break
+        if name is None:
+            raise JobError(f"pipeline {job_id!r} has no child job named {node!r}")
+        with tempfile.TemporaryDirectory() as tmp:
+            self.ml_client.jobs.download(name, download_path=tmp, all=True)
+            parts = []
+            for path in sorted(Path(tmp).rglob("*.txt")):
+                if "user_logs" in path.parts or path.name.startswith("std_log"):
+                    parts.append(path.read_text(encoding="utf-8", errors="replace"))
+            return "\n".join(parts)
+
+    def stream(self, job_id: str) -> None:
+        """Follow the job's output until it ends (``MLClient.jobs.stream``)."""
+        self.ml_client.jobs.stream(job_id)
+
+    def wait_for_change(self, job_id: str, timeout: float) -> bool:
+        time.sleep(max(timeout, 0.0))
+        return False
+
+    def studio_url(self, job_id: str) -> str | None:
+        try:
+            return getattr(self.ml_client.jobs.get(job_id), "studio_url", None)
+        except Exception as exc:  # only informational
+            log.debug("no studio URL for %s: %s", job_id, exc)
+            return None
