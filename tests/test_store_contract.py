@@ -186,9 +186,9 @@ def test_version_changes_on_every_write_and_is_not_reused(store: Store) -> None:
 
 def test_delete(store: Store) -> None:
     assert store.delete(P, "missing") is False
-    with pytest.raises(ConcurrencyError):
-        store.delete(P, "missing", expected_version="1")
     first = store.create(P, "m1", {"a": 1})
+    with pytest.raises(ConcurrencyError):  # a version the store wrote, but of another entity
+        store.delete(P, "missing", expected_version=first["_version"])
     second = store.merge(P, "m1", {"a": 2})
     with pytest.raises(ConcurrencyError):
         store.delete(P, "m1", expected_version=first["_version"])
