@@ -52,10 +52,11 @@ def add_rows(
     return names
 
 
-def journal(path: Any) -> list[dict[str, Any]]:
-    """The fixed-cost target's journal lines."""
+def journal(path: Any, *, finished: bool = True) -> list[dict[str, Any]]:
+    """The fixed-cost target's journal lines: finished calls (or only the start lines)."""
     try:
         text = open(path, encoding="utf-8").read()
     except FileNotFoundError:
         return []
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [j for j in lines if (j["end"] is not None) == finished]

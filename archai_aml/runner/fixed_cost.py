@@ -2,7 +2,7 @@
 
 It is a real :class:`~archai_aml.targets.base.Target`: it parses the ONNX model (a corrupt model fails
 as it would on real hardware), writes real model files, measures the time it sleeps as the latency, runs
-batches through onnxruntime, and appends one JSON line per call to a journal file, so a test can count
+batches through onnxruntime, and appends JSON lines to a journal file when each call starts and ends (``end`` null on the start line), so a test can count
 how many times each row's work ran and on which process.
 
 Spec strings (``archai-aml runner --target fixed:cost=0.5,quantize=2,journal=/tmp/j.jsonl``): ``cost``
@@ -76,12 +76,13 @@ class FixedCostTarget(Target):
         return cls(**kwargs)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------------------------------ helpers
-    def _record(self, op: str, model_path: Path, start: float, end: float) -> None:
+    def _record(self, op: str, model_path: Path, start: float, end: float | None) -> None:
         if self.journal is None:
             return
-        line = json.dumps(
-            {"op": op, "row": model_path.parent.name, "pid": os.getpid(), "start": start, "end": end}
-        )
+        # the row's folder is the parent of the model (or of its converted/, quantized/ folder)
+        folder = model_path.parent
+        row = folder.parent.name if folder.name in ("converted", "quantized") else folder.name
+        line = json.dumps({"op": op, "row": row, "pid": os.getpid(), "start": start, "end": end})
         fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, (line + "\n").encode())  # one small O_APPEND write: atomic between processes
@@ -90,6 +91,7 @@ class FixedCostTarget(Target):
 
     def _work(self, op: str, model_path: Path) -> float:
         start = time.time()
+        self._record(op, model_path, start, None)  # a start line: a call killed mid-way still shows
         time.sleep(self.costs[op])
         end = time.time()
         self._record(op, model_path, start, end)
