@@ -31,6 +31,7 @@ Secrets (account keys, SAS tokens, connection strings) are never logged, put in 
 from __future__ import annotations
 
 import logging
+import random
 import re
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -51,7 +52,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
     ServiceRequestError,
 )
-from azure.data.tables import EdmType, EntityProperty, TableClient, TableServiceClient, UpdateMode
+from azure.data.tables import EdmType, EntityProperty, TableClient, UpdateMode
 from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
 from tqdm import tqdm
 
@@ -315,12 +316,29 @@ def _status_of(call: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, in
 
 
 # ------------------------------------------------------------------------------------------- store
+class BlobRetry(ExponentialRetry):
+    """The blob SDK's exponential retry policy with the table policy's schedule.
+
+    It sleeps ``backoff * 2**n`` seconds (at most ``backoff_max``, with +-20% jitter) before retry ``n``, where
+    the stock ``ExponentialRetry`` waits ``initial_backoff + increment_base**n`` (at least 3 s per retry).
+    """
+
+    def __init__(self, *, retry_total: int, backoff: float, backoff_max: float) -> None:
+        super().__init__(initial_backoff=0, increment_base=2, retry_total=retry_total, random_jitter_range=0)
+        self.backoff = backoff
+        self.backoff_max = backoff_max
+
+    def get_backoff_time(self, settings: dict[str, Any]) -> float:
+        delay = min(self.backoff_max, self.backoff * 2 ** settings["count"])
+        return delay * random.uniform(0.8, 1.2)
+
+
 class AzureStore(Store):
     """A :class:`Store` on an Azure storage account (or Azurite): one table and one blob container."""
 
     def __init__(
         self,
-        table_service: TableServiceClient,
+        make_table: Callable[[str], TableClient],
         blob_service: BlobServiceClient,
         *,
         table_name: str = "status",
@@ -331,18 +349,19 @@ class AzureStore(Store):
         _owner: bool = True,
         _describe: str = "",
     ) -> None:
-        """Wrap ready service clients; prefer :meth:`from_config` or the ``from_*`` constructors."""
+        """Wrap ready clients (``make_table(name)`` opens a table client); prefer :meth:`from_config` or the
+        ``from_*`` constructors."""
         self.table_name = table_name
         self.container_name = container_name
         self.max_concurrency = max_concurrency
         self.progress = progress
-        self._table_service = table_service
+        self._make_table = make_table
         self._blob_service = blob_service
-        self._table: TableClient = table_service.get_table_client(table_name)
+        self._table: TableClient = make_table(table_name)
         self._container: ContainerClient = blob_service.get_container_client(container_name)
         self.auth = auth
         self._owner = _owner
-        self._describe = _describe or table_service.url
+        self._describe = _describe or _strip_query(self._table.url).rsplit("/", 1)[0]
         self._lock = threading.Lock()
         self._table_ready = False
         self._container_ready = False
@@ -371,11 +390,8 @@ class AzureStore(Store):
         )
         blob_kwargs = dict(
             common,
-            retry_policy=ExponentialRetry(
-                initial_backoff=retry_backoff,  # type: ignore[arg-type]
-                increment_base=2,
-                retry_total=retry_total,
-                random_jitter_range=1,
+            retry_policy=BlobRetry(
+                retry_total=retry_total, backoff=retry_backoff, backoff_max=retry_backoff_max
             ),
         )
         return table_kwargs, blob_kwargs
@@ -531,10 +547,16 @@ class AzureStore(Store):
         if client_kwargs:
             raise TypeError(f"unexpected AzureStore options: {sorted(client_kwargs)}")
         table_kwargs, blob_kwargs = cls.client_options(**options)
-        table_service = TableServiceClient(endpoint=table_url, credential=table_credential, **table_kwargs)
+
+        def make_table(name: str) -> TableClient:
+            # a client per table: TableServiceClient.get_table_client would drop per_call_policies
+            return TableClient(
+                endpoint=table_url, table_name=name, credential=table_credential, **table_kwargs
+            )
+
         blob_service = BlobServiceClient(account_url=blob_url, credential=blob_credential, **blob_kwargs)
         return cls(
-            table_service,
+            make_table,
             blob_service,
             table_name=table_name,
             container_name=container_name,
@@ -999,10 +1021,10 @@ class AzureStore(Store):
 
     # -------------------------------------------------------------------------------------- others
     def with_table(self, table_name: str) -> AzureStore:
-        """A store on another table of the same account, sharing this one's clients (close this one last)."""
+        """A store on another table of the same account, sharing this one's blob client (close this one last)."""
         StoreConfig(table_name=table_name)  # validates the name
         return AzureStore(
-            self._table_service,
+            self._make_table,
             self._blob_service,
             table_name=table_name,
             container_name=self.container_name,
@@ -1016,7 +1038,6 @@ class AzureStore(Store):
     def close(self) -> None:
         self._table.close()
         if self._owner:
-            self._table_service.close()
             self._blob_service.close()
 
 
