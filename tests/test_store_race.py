@@ -47,12 +47,12 @@ def race_worker(config: StoreConfig, ready: Any, start: Any, results: Any, seed:
                 lease = leases.acquire(row["name"], owner, ttl=30, entity=row)
                 if lease is None:
                     denied += 1
-                    continue
+                    break  # the snapshot is out of date: query again
                 time.sleep(0.002)  # getting ready: the window in which a second, wrongly granted lease shows
                 if lease.entity.get("status") != "new":  # processed by someone else since the query
                     stale += 1
                     leases.release(lease)
-                    continue
+                    break
                 done_by = str(lease.entity.get("processed_by", ""))
                 lease = leases.write(lease, {"status": "processing", "processed_by": f"{done_by}{pid};"})
                 time.sleep(0.002)  # the "work"
