@@ -92,7 +92,8 @@ def test_info_writes_layer_csv(seg_model, target, tmp_path) -> None:
     assert sum(int(r["macs"]) for r in rows) == info.macs > 0
 
 
-def test_benchmark_stats(seg_model, target, tmp_path) -> None:
+def test_benchmark_stats(seg_model, tmp_path) -> None:
+    target = OrtCpuTarget(intra_op_num_threads=1, max_rounds=1, progress=False)
     result = target.benchmark(seg_model[0], iterations=20, warmup=3, samples_csv=tmp_path / "runs.csv")
     assert len(result.samples_ms) == 20
     assert all(s > 0 for s in result.samples_ms)
@@ -102,6 +103,15 @@ def test_benchmark_stats(seg_model, target, tmp_path) -> None:
     assert result.csv is not None
     rows = list(csv.DictReader(result.csv.open()))
     assert len(rows) == 20 and float(rows[0]["latency_ms"]) == pytest.approx(result.samples_ms[0], abs=1e-5)
+
+
+def test_benchmark_repeats_until_two_rounds_agree(seg_model) -> None:
+    lenient = OrtCpuTarget(1, max_rounds=3, stability_tolerance=10.0, progress=False)
+    assert len(lenient.benchmark(seg_model[0], iterations=10, warmup=1).samples_ms) == 20  # rounds 1+2 agree
+    strict = OrtCpuTarget(1, max_rounds=3, stability_tolerance=1e-12, progress=False)
+    result = strict.benchmark(seg_model[0], iterations=10, warmup=1)
+    assert len(result.samples_ms) == 30  # never settles: every round is reported
+    assert result.median_ms > 0
 
 
 def test_run_batch_fixed_and_dynamic_batch(tmp_path, target) -> None:

@@ -52,6 +52,10 @@ class OrtCpuTarget(Target):
     one per physical core); pin it for comparable latencies. ``allow_spinning=False`` stops idle pool
     threads from busy-waiting, which keeps latencies steadier on a loaded machine at a small cost.
     ``input_shape`` fixes symbolic input dimensions for benchmarking and MACs counting (batch defaults to 1).
+    ``max_rounds``/``stability_tolerance``: :meth:`benchmark` repeats its timed runs (up to ``max_rounds``
+    rounds of ``iterations``) until two consecutive rounds have medians within ``stability_tolerance``
+    (relative) of each other, and reports those two rounds; this rides out a burst of load from other
+    processes. ``max_rounds=1`` times exactly one round.
     """
 
     name = "cpu"
@@ -68,6 +72,8 @@ class OrtCpuTarget(Target):
         activation_type: str = "qint8",
         weight_type: str = "qint8",
         calibrate_method: str = "minmax",
+        max_rounds: int = 3,
+        stability_tolerance: float = 0.02,
         progress: bool = True,
         seed: int = 0,
     ) -> None:
@@ -85,6 +91,10 @@ class OrtCpuTarget(Target):
         self.activation_type = activation_type
         self.weight_type = weight_type
         self.calibrate_method = calibrate_method
+        if max_rounds < 1 or stability_tolerance <= 0:
+            raise TargetError("max_rounds must be >= 1 and stability_tolerance > 0")
+        self.max_rounds = max_rounds
+        self.stability_tolerance = stability_tolerance
         self.progress = progress
         self.seed = seed
 
@@ -183,9 +193,11 @@ class OrtCpuTarget(Target):
         warmup: int = 5,
         samples_csv: Path | None = None,
     ) -> BenchmarkResult:
-        """Time ``iterations`` single inferences after ``warmup`` untimed ones, in one session.
+        """Time single inferences after ``warmup`` untimed ones, in one session.
 
-        ``samples_csv`` (optional) receives one row per timed run.
+        Rounds of ``iterations`` timed runs repeat until two consecutive round medians agree (see the class
+        docstring); the result holds the samples of those two rounds (of every round if they never agreed).
+        ``samples_csv`` (optional) receives one row per reported run.
         """
         if iterations < 1 or warmup < 0:
             raise TargetError(f"iterations must be >= 1 and warmup >= 0, got {iterations} and {warmup}")
@@ -194,11 +206,37 @@ class OrtCpuTarget(Target):
         feed = {name: x}
         for _ in range(warmup):
             session.run(None, feed)
-        samples: list[float] = []
-        for _ in tqdm(range(iterations), desc="benchmark", disable=not self.progress, leave=False):
-            start = time.perf_counter_ns()
-            session.run(None, feed)
-            samples.append((time.perf_counter_ns() - start) / 1e6)
+        rounds: list[list[float]] = []
+        stable = self.max_rounds == 1
+        with tqdm(
+            total=iterations * self.max_rounds, desc="benchmark", disable=not self.progress, leave=False
+        ) as bar:
+            for _ in range(self.max_rounds):
+                timed: list[float] = []
+                for _ in range(iterations):
+                    start = time.perf_counter_ns()
+                    session.run(None, feed)
+                    timed.append((time.perf_counter_ns() - start) / 1e6)
+                    bar.update(1)
+                rounds.append(timed)
+                if len(rounds) >= 2:
+                    m_prev, m_last = statistics.median(rounds[-2]), statistics.median(rounds[-1])
+                    if abs(m_prev - m_last) <= self.stability_tolerance * min(m_prev, m_last):
+                        stable = True
+                        break
+        if stable:
+            samples = [s for r in rounds[-2:] for s in r]
+        else:
+            samples = [s for r in rounds for s in r]
+            log.warning(
+                "latency of %s did not settle within %.1f%% over %d rounds (round medians %s ms); "
+                "the machine is probably busy: reporting all %d runs",
+                model_path,
+                100 * self.stability_tolerance,
+                len(rounds),
+                ", ".join(f"{statistics.median(r):.3f}" for r in rounds),
+                len(samples),
+            )
         csv_path = None
         if samples_csv is not None:
             csv_path = Path(samples_csv)
@@ -220,7 +258,7 @@ class OrtCpuTarget(Target):
             result.median_ms,
             result.mean_ms,
             result.stdev_ms,
-            iterations,
+            len(samples),
             self.intra_op_num_threads,
         )
         return result
