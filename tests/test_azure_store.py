@@ -25,6 +25,7 @@ from pydantic import SecretStr
 
 from archai_aml.config import StoreConfig
 from archai_aml.errors import (
+    BlobExistsError,
     ConcurrencyError,
     ConfigError,
     EntityExistsError,
@@ -227,7 +228,7 @@ def test_blobs(azure_store: AzureStore, tmp_path: Path) -> None:
     assert azure_store.download_bytes("exp", "m2", "a.bin") == b"\x00\x01"
     with pytest.raises(FileNotFoundError):
         azure_store.download_bytes("exp", "m2", "nope.bin")
-    with pytest.raises(StoreError, match="already exists"):
+    with pytest.raises(BlobExistsError, match="already exists"):
         azure_store.upload_bytes("exp", "m2", "a.bin", b"x", overwrite=False)
     # an unsafe name anywhere in the list: nothing at all is written
     fresh = tmp_path / "fresh"

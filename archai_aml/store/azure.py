@@ -57,7 +57,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRe
 from tqdm import tqdm
 
 from archai_aml.config import StoreConfig
-from archai_aml.errors import ConcurrencyError, ConfigError, EntityExistsError, StoreError
+from archai_aml.errors import BlobExistsError, ConcurrencyError, ConfigError, EntityExistsError, StoreError
 from archai_aml.store.base import (
     Entity,
     Store,
@@ -879,7 +879,7 @@ class AzureStore(Store):
         try:
             self._container.upload_blob(full, data, overwrite=overwrite)
         except ResourceExistsError:
-            raise StoreError(f"blob {full} already exists (pass overwrite=True to replace it)") from None
+            raise BlobExistsError(f"blob {full} already exists (pass overwrite=True to replace it)") from None
         except (HttpResponseError, ServiceRequestError) as exc:
             raise self._fail(f"uploading blob {full}", exc) from exc
         return full
@@ -916,7 +916,7 @@ class AzureStore(Store):
                 try:
                     self._container.upload_blob(full, handle, overwrite=overwrite)
                 except ResourceExistsError:
-                    raise StoreError(
+                    raise BlobExistsError(
                         f"blob {full} already exists (pass overwrite=True to replace it)"
                     ) from None
                 except (HttpResponseError, ServiceRequestError) as exc:
