@@ -1,0 +1,200 @@
+"""Configuration: YAML + ${ENV} substitution, load-time errors that name the field, secrets never shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from archai_aml.config import ArchaiAmlConfig, StoreConfig, dump_config, load_config, substitute_env
+from archai_aml.errors import ConfigError
+from archai_aml.store import job_environment, store_config_from_env
+
+SECRET_KEY = "c2VjcmV0LWtleS1kby1ub3Qtc2hvdw=="
+SECRET_CS = (
+    "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey="
+    + SECRET_KEY
+    + ";EndpointSuffix=core.windows.net"
+)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults() -> None:
+    config = load_config(None)
+    assert isinstance(config, ArchaiAmlConfig)
+    assert config.store.backend == "embedded"
+    assert config.store.table_name == "status" and config.store.container_name == "models"
+    assert config.aml is None
+    assert config.experiment_name == "archai-aml"
+
+
+def test_env_substitution_with_and_without_defaults(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+experiment_name: ${EXP}
+store:
+  backend: azure
+  connection_string: ${MODEL_STORAGE_CONNECTION_STRING}
+  table_name: ${TABLE:-statusTable}
+  max_concurrency: ${CONC:-4}
+training:
+  command: python train.py --data ${{inputs.data}} --out ${{outputs.output}} --id {model_id}
+  environment_variables:
+    MIXED: prefix-${EXP}-suffix
+aml:
+  workspace:
+    subscription_id: ${AZURE_SUBSCRIPTION_ID}
+    resource_group: rg-${EXP}
+    workspace_name: ws
+""",
+    )
+    env = {"EXP": "face1", "MODEL_STORAGE_CONNECTION_STRING": SECRET_CS, "AZURE_SUBSCRIPTION_ID": "sub-123"}
+    config = load_config(path, env=env)
+    assert config.experiment_name == "face1"
+    assert config.store.backend == "azure"
+    assert config.store.connection_string is not None
+    assert config.store.connection_string.get_secret_value() == SECRET_CS
+    assert config.store.table_name == "statusTable"  # the default
+    assert config.store.max_concurrency == 4 and isinstance(config.store.max_concurrency, int)
+    assert config.training.command.startswith(
+        "python train.py --data ${{inputs.data}} --out ${{outputs.output}}"
+    )
+    assert config.training.environment_variables == {"MIXED": "prefix-face1-suffix"}
+    assert config.aml is not None
+    assert config.aml.workspace.subscription_id == "sub-123"
+    assert config.aml.workspace.resource_group == "rg-face1"
+    # a set variable wins over the default
+    config = load_config(path, env={**env, "TABLE": "other", "CONC": "16"})
+    assert config.store.table_name == "other" and config.store.max_concurrency == 16
+
+
+def test_os_environ_is_the_default_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("H1_EXPERIMENT", "fromenv")
+    config = load_config(write(tmp_path, "experiment_name: ${H1_EXPERIMENT}\n"))
+    assert config.experiment_name == "fromenv"
+
+
+def test_missing_variable_names_variable_and_field(tmp_path: Path) -> None:
+    path = write(tmp_path, "store:\n  backend: azure\n  connection_string: ${NOT_SET_ANYWHERE}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, env={})
+    message = str(err.value)
+    assert "NOT_SET_ANYWHERE" in message and "store.connection_string" in message
+
+
+def test_wrong_and_unknown_fields_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, "store:\n  backend: s3\n"))
+    assert "store.backend" in str(err.value) and str(tmp_path / "config.yaml") in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, "store:\n  pathh: /tmp/x\n"))
+    assert "store.pathh" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, "training:\n  epochs: -1\n"))
+    assert "training.epochs" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, "store:\n  max_concurrency: lots\n"))
+    assert "store.max_concurrency" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_config({"aml": {"workspace": {"subscription_id": "s"}}})
+    assert "aml.workspace.resource_group" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_config(
+            {
+                "aml": {
+                    "workspace": {"subscription_id": "s", "resource_group": "r", "workspace_name": "w"},
+                    "training_cluster": {"name": "gpu", "min_instances": 5, "max_instances": 2},
+                }
+            }
+        )
+    assert "aml.training_cluster" in str(err.value) and "min_instances" in str(err.value)
+
+
+def test_azure_store_needs_credentials() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config({"store": {"backend": "azure"}})
+    assert "store" in str(err.value) and "connection_string" in str(err.value)
+    assert load_config({"store": {"backend": "azure", "account_name": "acct"}}).store.resolved_urls() == (
+        "https://acct.table.core.windows.net",
+        "https://acct.blob.core.windows.net",
+    )
+
+
+def test_bad_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "store: [unclosed\n"))
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(write(tmp_path, "- a\n- b\n"))
+
+
+def test_secrets_are_never_printed_or_dumped(tmp_path: Path) -> None:
+    config = load_config(
+        {"store": {"backend": "azure", "connection_string": SECRET_CS, "sas_token": "sv=2024&sig=SIGSECRET"}}
+    )
+    shown = [
+        repr(config),
+        str(config),
+        repr(config.store),
+        config.model_dump_json(),
+        str(config.model_dump()),
+        dump_config(config),
+    ]
+    for text in shown:
+        assert SECRET_KEY not in text and "SIGSECRET" not in text, text
+    dumped = yaml.safe_load(dump_config(config))
+    assert dumped["store"]["connection_string"] == "**********"
+    assert dumped["store"]["sas_token"] == "**********"
+    # and a failing configuration does not echo the secret in its error
+    with pytest.raises(ConfigError) as err:
+        load_config({"store": {"backend": "nope", "connection_string": SECRET_CS}})
+    assert SECRET_KEY not in str(err.value)
+
+
+def test_substitute_env_recurses_and_leaves_bindings() -> None:
+    value = {"a": ["${X}", {"b": "${Y:-why}"}], "c": 3, "d": "${{inputs.x}}"}
+    assert substitute_env(value, {"X": "ex"}) == {"a": ["ex", {"b": "why"}], "c": 3, "d": "${{inputs.x}}"}
+    with pytest.raises(ConfigError, match=r"a\[0\].*X"):
+        substitute_env(value, {})
+
+
+def test_store_config_from_env() -> None:
+    assert store_config_from_env({}) is None
+    folder = store_config_from_env({"ARCHAI_AML_STORE": "/tmp/some/store", "ARCHAI_AML_STORE_TABLE": "tbl1"})
+    assert folder is not None and folder.backend == "embedded"
+    assert folder.path == Path("/tmp/some/store") and folder.table_name == "tbl1"
+    anchor = store_config_from_env({"MODEL_STORAGE_CONNECTION_STRING": SECRET_CS})
+    assert anchor is not None and anchor.backend == "azure"
+    assert anchor.connection_string is not None and anchor.connection_string.get_secret_value() == SECRET_CS
+    assert SECRET_KEY not in repr(anchor)
+    identity = store_config_from_env(
+        {
+            "ARCHAI_AML_STORE_TABLE_URL": "https://a.table.core.windows.net",
+            "ARCHAI_AML_STORE_BLOB_URL": "https://a.blob.core.windows.net",
+            "ARCHAI_AML_STORE_CLIENT_ID": "client-1",
+        }
+    )
+    assert identity is not None and identity.backend == "azure" and identity.connection_string is None
+    assert identity.managed_identity_client_id == "client-1"
+
+
+def test_job_environment_carries_no_secret_unless_asked(tmp_path: Path) -> None:
+    azure = StoreConfig(backend="azure", connection_string=SECRET_CS, account_name="acct")  # type: ignore[arg-type]
+    env = job_environment(azure)
+    assert all(SECRET_KEY not in v for v in env.values())
+    assert env["ARCHAI_AML_STORE_TABLE_URL"] == "https://acct.table.core.windows.net"
+    assert "ARCHAI_AML_STORE" not in env
+    assert job_environment(azure, include_secrets=True)["ARCHAI_AML_STORE"] == SECRET_CS
+    embedded = job_environment(StoreConfig(path=tmp_path / "s"))
+    assert embedded["ARCHAI_AML_STORE"] == str((tmp_path / "s").resolve())
+    # the environment a job gets opens the same store
+    again = store_config_from_env(embedded)
+    assert again is not None and again.path == (tmp_path / "s").resolve()
