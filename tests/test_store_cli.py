@@ -258,3 +258,28 @@ def test_status_and_upload_on_azurite(
         row = store.get(E, "tiny")
         assert row is not None and row["priority"] == 2 and row["status"] == "new"
         assert store.download_bytes(E, "tiny", "model.onnx") == onnx_model.read_bytes()
+
+
+def test_quickstart_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make demo` runs examples/quickstart_store.py: it must exit 0 and leave a consistent store."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("ARCHAI_AML_STORE", "MODEL_STORAGE_CONNECTION_STRING")
+    }
+    example = Path(__file__).resolve().parents[1] / "examples" / "quickstart_store.py"
+    done = subprocess.run(
+        [sys.executable, str(example), "--output", str(tmp_path / "demo")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "blobs verified" in done.stdout
+    store = EmbeddedStore(tmp_path / "demo" / "store")
+    rows = {r["name"]: r for r in store.query("quickstart")}
+    assert sorted(rows) == ["tiny_w16", "tiny_w4", "tiny_w8"]
+    assert rows["tiny_w4"]["status"] == "complete" and rows["tiny_w4"]["cpu_latency_ms"] > 0
+    assert rows["tiny_w8"]["status"] == "new" and rows["tiny_w16"]["priority"] == 2
+    assert (tmp_path / "demo" / "downloaded" / "tiny_w8" / "model.onnx").is_file()
