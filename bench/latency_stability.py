@@ -95,21 +95,26 @@ def main() -> int:
         )
         print(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
         print(
-            f"{'call':>4}  {'median_ms':>10}  {'mean_ms':>10}  {'stdev_ms':>9}  {'min_ms':>8}  {'seconds':>7}"
+            f"{'call':>4}  {'median_ms':>10}  {'mean_ms':>10}  {'stdev_ms':>9}  {'p10_ms':>8}  {'min_ms':>8}  "
+            f"{'runs':>5}  {'seconds':>7}"
         )
         medians: list[float] = []
         means: list[float] = []
+        p10s: list[float] = []
         for i in range(args.repeats):
             t0 = time.perf_counter()
             r = target.benchmark(onnx_path, iterations=args.iterations, warmup=args.warmup)
             medians.append(r.median_ms)
             means.append(r.mean_ms)
+            p10 = statistics.quantiles(r.samples_ms, n=10)[0]
+            p10s.append(p10)
             print(
-                f"{i + 1:>4}  {r.median_ms:>10.3f}  {r.mean_ms:>10.3f}  {r.stdev_ms:>9.3f}  "
-                f"{min(r.samples_ms):>8.3f}  {time.perf_counter() - t0:>7.1f}"
+                f"{i + 1:>4}  {r.median_ms:>10.3f}  {r.mean_ms:>10.3f}  {r.stdev_ms:>9.3f}  {p10:>8.3f}  "
+                f"{min(r.samples_ms):>8.3f}  {len(r.samples_ms):>5}  {time.perf_counter() - t0:>7.1f}"
             )
     cv = statistics.stdev(medians) / statistics.fmean(medians) if len(medians) > 1 else 0.0
     cv_means = statistics.stdev(means) / statistics.fmean(means) if len(means) > 1 else 0.0
+    cv_p10 = statistics.stdev(p10s) / statistics.fmean(p10s) if len(p10s) > 1 else 0.0
     load_after = os.getloadavg()
     print(f"load average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
     print(
@@ -121,9 +126,11 @@ def main() -> int:
                 "cv": round(cv, 5),
                 "median_ms": round(statistics.median(medians), 4),
                 "cv_of_means": round(cv_means, 5),
+                "cv_of_p10": round(cv_p10, 5),
                 "threads": args.threads,
                 "size": args.size,
                 "load_1min_before": round(load_before[0], 2),
+                "load_1min_after": round(load_after[0], 2),
             }
         )
     )

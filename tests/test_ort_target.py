@@ -126,6 +126,13 @@ def test_run_batch_fixed_and_dynamic_batch(tmp_path, target) -> None:
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
     with pytest.raises(TargetError, match="rank"):
         target.run_batch(fixed, x[0])
+    # the session is cached between calls, but a model rewritten in place is reloaded
+    _, net2 = seg_net(fixed, size=16, seed=1)
+    with torch.no_grad():
+        expected2 = net2(torch.from_numpy(x)).numpy()
+    assert not np.allclose(expected2, expected)
+    np.testing.assert_allclose(target.run_batch(fixed, x), expected2, rtol=1e-4, atol=1e-5)
+    target.close()
 
 
 def test_corrupt_models_raise_target_error(seg_model, target, tmp_path) -> None:

@@ -97,6 +97,8 @@ class OrtCpuTarget(Target):
         self.stability_tolerance = stability_tolerance
         self.progress = progress
         self.seed = seed
+        # run_batch is called once per chunk of a test set: keep the last model's session
+        self._cached: tuple[tuple[str, int, int], ort.InferenceSession] | None = None
 
     # -- sessions -------------------------------------------------------------------------------------
 
@@ -144,6 +146,21 @@ class OrtCpuTarget(Target):
                 )
         rng = np.random.default_rng(self.seed)
         return meta.name, rng.standard_normal(shape).astype(np.float32)
+
+    def _cached_session(self, path: Path) -> ort.InferenceSession:
+        try:
+            st = path.stat()
+        except OSError:
+            return self._session(path)  # raises the TargetError for a missing file
+        key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+        if self._cached is None or self._cached[0] != key:
+            self._cached = None
+            self._cached = (key, self._session(path))
+        return self._cached[1]
+
+    def close(self) -> None:
+        """Drop the cached ``run_batch`` session."""
+        self._cached = None
 
     # -- Target ---------------------------------------------------------------------------------------
 
@@ -268,7 +285,7 @@ class OrtCpuTarget(Target):
         if batch_size < 1:
             raise TargetError(f"batch_size must be at least 1, got {batch_size}")
         x = np.asarray(inputs, dtype=np.float32)
-        session = self._session(Path(model_path))
+        session = self._cached_session(Path(model_path))
         meta = session.get_inputs()
         if len(meta) != 1:
             raise TargetError(f"the CPU target runs models with one input; this one has {len(meta)}")
