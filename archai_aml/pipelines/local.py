@@ -87,6 +87,7 @@ class NodeRecord:
     started: float | None = None  # time.monotonic()
     ended: float | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    killed: bool = False
 
     @property
     def wall_s(self) -> float | None:
@@ -363,10 +364,12 @@ class LocalJobRunner:
         node.ended = time.monotonic()
         node.returncode = rc
         with self._lock:
-            if run.cancel_requested and rc != 0:
+            if (run.cancel_requested or node.killed) and rc != 0:
                 node.status = CANCELED
             else:
                 node.status = COMPLETED if rc == 0 else FAILED
+            if node.status == FAILED and not run.continue_on_failure:
+                run.stop_scheduling = True  # before the slot is released: nothing else may start
         self._slots.put(slot)
         if node.status == FAILED:
             log.warning(
@@ -379,7 +382,7 @@ class LocalJobRunner:
         self._after_end(run, node)
 
     def _after_end(self, run: _PipelineRun, node: NodeRecord) -> None:
-        if node.status == FAILED and not run.continue_on_failure and not run.stop_scheduling:
+        if node.status == FAILED and not run.continue_on_failure:
             run.stop_scheduling = True
             for other in run.nodes.values():
                 if other is not node and other.status in (PREPARING, RUNNING):
@@ -389,6 +392,7 @@ class LocalJobRunner:
     def _kill(self, node: NodeRecord, sig: int = signal.SIGTERM) -> None:
         if node.proc is None or node.proc.poll() is not None:
             return
+        node.killed = True
         try:
             os.killpg(node.proc.pid, sig)
         except ProcessLookupError:
