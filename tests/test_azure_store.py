@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Iterator
@@ -78,6 +79,8 @@ def test_values_round_trip_exactly(azure_store: AzureStore) -> None:
         "off": False,
         "digits": "123",
         "truthy": "true",
+        "date_text": "2024-01-01T00:00:00Z",
+        "float_text": "1.0",
         "when": when,
         "offset": datetime(2024, 1, 1, 12, 0, tzinfo=timezone(timedelta(hours=2))),
     }
@@ -281,7 +284,8 @@ def test_parse_connection_strings() -> None:
         assert "c2VjcmV0a2V5" not in str(info.value)
 
 
-def test_account_sas(azurite: Azurite) -> None:
+def test_account_sas(azurite: Azurite, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     sas = generate_account_sas(
         azurite.account_name,
         azurite.account_key,
@@ -308,6 +312,9 @@ def test_account_sas(azurite: Azurite) -> None:
         store.upload_bytes("exp", "m", "f.txt", b"sas")
         assert store.download_bytes("exp", "m", "f.txt") == b"sas"
         assert sas not in repr(store)
+    signature = dict(part.split("=", 1) for part in sas.split("&"))["sig"]
+    assert caplog.records  # the SDK logged its requests at DEBUG/INFO
+    assert signature not in caplog.text and azurite.account_key not in caplog.text
 
 
 def test_table_and_container_sas(azurite: Azurite) -> None:

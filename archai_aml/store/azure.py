@@ -547,6 +547,7 @@ class AzureStore(Store):
         if client_kwargs:
             raise TypeError(f"unexpected AzureStore options: {sorted(client_kwargs)}")
         table_kwargs, blob_kwargs = cls.client_options(**options)
+        install_log_redaction()
 
         def make_table(name: str) -> TableClient:
             # a client per table: TableServiceClient.get_table_client would drop per_call_policies
@@ -1039,6 +1040,31 @@ class AzureStore(Store):
         self._table.close()
         if self._owner:
             self._blob_service.close()
+
+
+_SAS_SIGNATURE = re.compile(r"(?i)\b(sig=)[^&\s\"']+")
+
+
+class RedactSasFilter(logging.Filter):
+    """Masks ``sig=...`` (a SAS signature) in the records of a logger that prints request URLs.
+
+    urllib3 logs every request line (with its query string, hence a SAS) at DEBUG; the azure-core logging
+    policy already redacts, urllib3 does not.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "sig=" in message.lower():
+            record.msg = _SAS_SIGNATURE.sub(r"\1REDACTED", message)
+            record.args = ()
+        return True
+
+
+def install_log_redaction() -> None:
+    """Add :class:`RedactSasFilter` to urllib3's request logger (once)."""
+    logger = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(f, RedactSasFilter) for f in logger.filters):
+        logger.addFilter(RedactSasFilter())
 
 
 def _strip_query(url: str) -> str:
