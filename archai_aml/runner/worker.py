@@ -442,10 +442,7 @@ class Runner:
         if shapes is None:
             shapes = self._call("reading the model's input shape", _onnx_input_shapes, onnx_path)
             results["shape"] = json.dumps(shapes[0] if len(shapes) == 1 else shapes)
-        converted = sorted(b for b in blobs if b.startswith(CONVERTED_DIR + "/"))
-        if converted:
-            conv_path = self._download(name, folder, converted[0])
-        else:
+        if not any(b.startswith(CONVERTED_DIR + "/") for b in blobs):
             self._status(holder, "converting", "converting")
             conv_path = self._call("convert", self.target.convert, onnx_path, folder / CONVERTED_DIR)
             holder.check()
@@ -457,7 +454,7 @@ class Runner:
             self._status(holder, "quantizing", "quantizing")
             calibration = _calibration(self.settings, shapes[0])
             quant_path = self._call(
-                "quantize", self.target.quantize, conv_path, calibration, folder / QUANTIZED_DIR
+                "quantize", self.target.quantize, onnx_path, calibration, folder / QUANTIZED_DIR
             )
             holder.check()
             self.store.upload(
