@@ -260,7 +260,7 @@ def test_status_and_upload_on_azurite(
         assert store.download_bytes(E, "tiny", "model.onnx") == onnx_model.read_bytes()
 
 
-def test_quickstart_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_quickstart_example_runs(tmp_path: Path) -> None:
     """`make demo` runs examples/quickstart_store.py: it must exit 0 and leave a consistent store."""
     env = {
         k: v
