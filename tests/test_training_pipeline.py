@@ -125,7 +125,7 @@ def test_rows_start_as_preparing_and_submission_failure_marks_them(tmp_path: Pat
     runner = LocalJobRunner.from_config(cfg)
     models = make_models(2)
     start_training_pipeline("d", runner, store, models, cfg, 1, tmp_path, batch_id="b_same")
-    with pytest.raises(JobError, match="could not submit"):
+    with pytest.raises(JobError, match="already submitted"):
         start_training_pipeline("d", runner, store, models, cfg, 1, tmp_path, batch_id="b_same")
     row = store.get("exp", "id_m000")
     assert row is not None and row["status"] == "failed to start" and "already submitted" in row["error"]

@@ -289,6 +289,8 @@ def start_training_pipeline(
                 {"status": "failed to start", "error": f"pipeline submission failed: {exc}"[:2000]},
                 expected_version=None,
             )
+        if isinstance(exc, JobError):
+            raise
         raise JobError(
             f"could not submit training pipeline {batch_id} ({len(model_ids)} models): {exc}; "
             "check the compute, environment and data settings"
