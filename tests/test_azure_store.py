@@ -191,6 +191,9 @@ def test_query_filters_and_single_request(azurite: Azurite) -> None:
         counter.requests.clear()
         assert store.partitions() == ["exp", "other"]
         assert len(counter.requests) == 3  # one per partition plus the empty answer
+        counter.requests.clear()
+        store.upload_bytes("exp", "m000", "f.txt", b"x")  # the blob client carries the policy too
+        assert ("PUT", f"{azurite.blob_url}/{container}/exp/m000/f.txt") in counter.requests
 
 
 def test_odata_quoting() -> None:

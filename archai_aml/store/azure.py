@@ -52,6 +52,8 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
     ServiceRequestError,
 )
+from azure.core.pipeline import PipelineRequest, PipelineResponse
+from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.data.tables import EdmType, EntityProperty, TableClient, UpdateMode
 from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
 from tqdm import tqdm
@@ -316,6 +318,21 @@ def _status_of(call: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, in
 
 
 # ------------------------------------------------------------------------------------------- store
+def _blob_hooks(policies: list[SansIOHTTPPolicy[Any, Any]]) -> dict[str, Any]:
+    """``raw_request_hook``/``raw_response_hook`` that run ``policies`` on every blob request."""
+
+    def on_request(request: PipelineRequest[Any]) -> None:
+        for policy in policies:
+            policy.on_request(request)
+
+    def on_response(response: PipelineResponse[Any, Any]) -> None:
+        request = PipelineRequest(response.http_request, response.context)
+        for policy in policies:
+            policy.on_response(request, response)
+
+    return {"raw_request_hook": on_request, "raw_response_hook": on_response}
+
+
 class BlobRetry(ExponentialRetry):
     """The blob SDK's exponential retry policy with the table policy's schedule.
 
@@ -377,12 +394,23 @@ class AzureStore(Store):
         read_timeout: float = 60.0,
         per_call_policies: Sequence[Any] | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(table client kwargs, blob client kwargs): the SDK retry policies and the caller's policies."""
+        """(table client kwargs, blob client kwargs): the SDK retry policies and the caller's policies.
+
+        The table client takes ``per_call_policies`` as they are. The blob SDK ignores that argument, so
+        there each policy (a :class:`~azure.core.pipeline.policies.SansIOHTTPPolicy`) is called from the
+        client's public ``raw_request_hook``/``raw_response_hook``, which run once per attempt (retries are
+        seen again).
+        """
         common: dict[str, Any] = {"connection_timeout": connection_timeout, "read_timeout": read_timeout}
+        blob_hooks: dict[str, Any] = {}
         if per_call_policies:
-            common["per_call_policies"] = list(per_call_policies)
+            policies = list(per_call_policies)
+            if not all(isinstance(p, SansIOHTTPPolicy) for p in policies):
+                raise TypeError("per_call_policies must be azure-core SansIOHTTPPolicy instances")
+            blob_hooks = _blob_hooks(policies)
         table_kwargs = dict(
             common,
+            per_call_policies=list(per_call_policies or ()),
             retry_total=retry_total,
             retry_backoff_factor=retry_backoff,
             retry_backoff_max=retry_backoff_max,
@@ -390,6 +418,7 @@ class AzureStore(Store):
         )
         blob_kwargs = dict(
             common,
+            **blob_hooks,
             retry_policy=BlobRetry(
                 retry_total=retry_total, backoff=retry_backoff, backoff_max=retry_backoff_max
             ),
