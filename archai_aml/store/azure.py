@@ -337,7 +337,7 @@ class BlobRetry(ExponentialRetry):
     """The blob SDK's exponential retry policy with the table policy's schedule.
 
     It sleeps ``backoff * 2**n`` seconds (at most ``backoff_max``, with +-20% jitter) before retry ``n``, where
-    the stock ``ExponentialRetry`` waits ``initial_backoff + increment_base**n`` (at least 3 s per retry).
+    the stock ``ExponentialRetry`` waits ``initial_backoff + increment_base**n`` (15, 18, 24 s by default).
     """
 
     def __init__(self, *, retry_total: int, backoff: float, backoff_max: float) -> None:
