@@ -33,9 +33,9 @@ from archai_aml.errors import (
     StoreError,
     UnsafeBlobNameError,
 )
-from archai_aml.store import open_store
+from archai_aml.store import open_store, store_config_from_env
 from archai_aml.store.azure import AzureStore, BlobRetry, odata_filter, odata_literal, parse_connection_string
-from archai_aml.testing.azurite import DEV_ACCOUNT_KEY, Azurite
+from archai_aml.testing.azurite import DEV_ACCOUNT_KEY, Azurite, ports_free, run_azurite
 
 pytestmark = pytest.mark.azure
 
@@ -285,6 +285,23 @@ def test_parse_connection_strings() -> None:
         with pytest.raises(ConfigError) as info:
             parse_connection_string(bad)
         assert "c2VjcmV0a2V5" not in str(info.value)
+
+
+def test_use_development_storage_end_to_end(tmp_path: Path) -> None:
+    """``UseDevelopmentStorage=true`` against an Azurite on the default ports (when they are free here)."""
+    if not ports_free(10000, 10001, 10002):  # parsing is covered by test_parse_connection_strings
+        pytest.skip("ports 10000-10002 are in use on this machine")
+    table, container = names()
+    with run_azurite(ports=(10000, 10001, 10002)):
+        config = store_config_from_env(
+            {"ARCHAI_AML_STORE": "UseDevelopmentStorage=true"}, table_name=table, container_name=container
+        )
+        assert config is not None and config.backend == "azure"
+        with open_store(config) as store:
+            created = store.create("exp", "m", {"v": 2**40})
+            assert store.get("exp", "m") == created
+            store.upload_bytes("exp", "m", "f.bin", b"dev")
+            assert store.download_bytes("exp", "m", "f.bin") == b"dev"
 
 
 def test_account_sas(azurite: Azurite, caplog: pytest.LogCaptureFixture) -> None:

@@ -39,6 +39,7 @@ __all__ = [
     "Azurite",
     "AzuriteError",
     "find_azurite",
+    "ports_free",
     "run_azurite",
 ]
 
@@ -100,6 +101,17 @@ def _free_ports(count: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
+
+
+def ports_free(*ports: int) -> bool:
+    """Whether every port can be bound on the loopback interface now."""
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
 
 
 def _accepts(port: int) -> bool:
@@ -169,15 +181,25 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def run_azurite(
-    binary: str | os.PathLike[str] | None = None, *, start_timeout: float = 60.0, attempts: int = 3
+    binary: str | os.PathLike[str] | None = None,
+    *,
+    ports: tuple[int, int, int] | None = None,
+    start_timeout: float = 60.0,
+    attempts: int = 3,
 ) -> Iterator[Azurite]:
-    """Run Azurite (blob, queue and table services, in memory) on free loopback ports for the ``with`` block."""
+    """Run Azurite (blob, queue and table services, in memory) for the ``with`` block.
+
+    ``ports`` (blob, queue, table) fixes the ports, e.g. ``(10000, 10001, 10002)`` for
+    ``UseDevelopmentStorage=true``; by default free loopback ports are picked.
+    """
     exe = find_azurite(binary)
+    if ports is not None:
+        attempts = 1
     workdir = Path(tempfile.mkdtemp(prefix="azurite-"))
     last_output = ""
     try:
         for attempt in range(1, attempts + 1):
-            blob_port, queue_port, table_port = _free_ports(3)
+            blob_port, queue_port, table_port = ports or _free_ports(3)
             log_path = workdir / f"azurite-{attempt}.log"
             with open(log_path, "wb") as log_file:
                 process = subprocess.Popen(
