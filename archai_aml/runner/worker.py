@@ -62,6 +62,15 @@ log = logging.getLogger(__name__)
 CONVERTED_DIR = "converted"
 QUANTIZED_DIR = "quantized"
 MODEL_BLOB = "model.onnx"
+#: The status a row shows while a work item of each kind runs (written with the lease, no extra request).
+STATUS_OF = {
+    "convert": "converting",
+    "benchmark": "running benchmark",
+    "f1_onnx": "running f1_onnx",
+    "f1_1k": "running f1_1k",
+    "f1_1k_f": "running f1_1k_f",
+    "f1_10k": "running f1_10k",
+}
 
 
 def runners_store(store: Store) -> Store:
@@ -324,7 +333,11 @@ class Runner:
             self.owner,
             self.settings.lease_ttl,
             entity=item.entity,
-            extra={"node": self.node, "message": f"{item.label} on {self.node}"},
+            extra={
+                "node": self.node,
+                "status": STATUS_OF[item.kind],
+                "message": f"{item.label} on {self.node}",
+            },
         )
         if lease is None:
             return False
@@ -341,7 +354,7 @@ class Runner:
         holder = _LeaseHolder(self.leases, lease)
         heartbeat = _Heartbeat(self, holder, self.settings.lease_ttl)
         heartbeat.start()
-        self._beat("working", item.name, force=True)
+        self._beat("working", item.name)
         folder = self.working / item.name
         released = False
         log.info("%s: %s of %s", self.owner, item.label, item.name)
@@ -394,10 +407,11 @@ class Runner:
                     self.leases.release(
                         holder.lease, extra={"message": f"{item.label} interrupted on {self.node}"}
                     )
-            self._beat("idle", force=True)
 
     def _status(self, holder: _LeaseHolder, status: str, what: str) -> None:
-        holder.write({"status": status, "message": f"{what} on {self.node}"})
+        """Say what is happening in the row (skipped when the lease write already said it)."""
+        if holder.lease.entity.get("status") != status:
+            holder.write({"status": status, "message": f"{what} on {self.node}"})
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Call the target; any failure of the model or backend becomes the row's error."""
