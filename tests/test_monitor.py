@@ -146,3 +146,14 @@ def test_one_store_request_per_poll_on_azurite(tmp_path: Path, azurite: Any) -> 
         result = mon.wait(ids, str(job.name))
         assert len(result.completed) == 20
         assert counter.n == result.polls == 1
+
+
+def test_row_taken_over_by_another_batch_is_not_overwritten(tmp_path: Path, local_store: Store) -> None:
+    store = local_store
+    cfg = make_config(tmp_path, store.config or StoreConfig(), command="exit 0")
+    runner, batch, ids = launch(tmp_path, store, cfg, 1)
+    store.merge("exp", ids[0], {"batch": "newer", "status": "training"})  # another submission took it
+    result = monitor(store, runner, cfg, max_failure_rate=1.0).wait(ids, batch)
+    assert result.failed == ids and "newer" in result.rows[ids[0]]["error"]
+    row = store.get("exp", ids[0])
+    assert row is not None and (row["batch"], row["status"]) == ("newer", "training")

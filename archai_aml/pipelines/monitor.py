@@ -85,12 +85,10 @@ class CompletionMonitor:
         self.queries = 0
 
     # ----------------------------------------------------------------------------------------- marks
-    def _mark(self, model_id: str, row: Entity | None, status: str, error: str) -> Entity | None:
+    def _mark(self, model_id: str, row: Entity, status: str, error: str) -> Entity | None:
         """Write a final status unless the row moved since ``row`` was read (then the next poll decides)."""
         values = {"status": status, "error": error}
         try:
-            if row is None:
-                return self.store.merge(self.experiment, model_id, values)
             return self.store.merge(self.experiment, model_id, values, expected_version=row["_version"])
         except ConcurrencyError:
             return None
@@ -110,9 +108,22 @@ class CompletionMonitor:
         for model_id in sorted(pending):
             node_status = nodes.get(model_id)
             row = rows.get(model_id)
-            row_status = str(row.get("status", "")) if row is not None else ""
             if not (pipeline_ended or is_terminal(node_status)):
                 continue
+            if row is None:
+                # the row left this batch (a newer submission took the model over, or it was deleted):
+                # never write to it; this batch's result for the model is a failure, known only here
+                current = self.store.get(self.experiment, model_id)
+                owner = current.get("batch") if current is not None else None
+                marked[model_id] = {
+                    "partition": self.experiment,
+                    "name": model_id,
+                    "status": "failed",
+                    "error": f"the row of {model_id} now belongs to batch {owner!r}, not {pipeline_id!r}",
+                }
+                log.warning("%s", marked[model_id]["error"])
+                continue
+            row_status = str(row.get("status", ""))
             if row_status in NOT_STARTED_ROW:
                 if node_status == CANCELED or (node_status is None and pipeline_status == CANCELED):
                     status, error = "canceled", f"pipeline {pipeline_id} was canceled before the job started"
