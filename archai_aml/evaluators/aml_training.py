@@ -115,28 +115,24 @@ class AmlPartialTrainingEvaluator(AsyncModelEvaluator):
                 self.reused[model_id] = row
 
     def _mark_canceled(self, model_ids: list[str], batch_id: str, reason: str) -> None:
-        """Mark the batch's unfinished rows ``canceled`` (CAS on what one query read)."""
+        """Mark the batch's unfinished rows ``canceled`` (CAS on what one query read; rows that a newer batch
+        took over are left alone)."""
         rows = {r["name"]: r for r in self.store.query(self.experiment, where={"batch": batch_id})}
         for model_id in model_ids:
-            row = rows.get(model_id)
-            if row is not None and row.get("status") in DONE_STATUSES:
-                continue
+            row: Entity | None = rows.get(model_id)
             for _ in range(3):
+                if row is None or row.get("batch") != batch_id or row.get("status") in DONE_STATUSES:
+                    break
                 try:
-                    if row is None:
-                        self.store.merge(self.experiment, model_id, {"status": "canceled", "error": reason})
-                    else:
-                        self.store.merge(
-                            self.experiment,
-                            model_id,
-                            {"status": "canceled", "error": reason},
-                            expected_version=row["_version"],
-                        )
+                    self.store.merge(
+                        self.experiment,
+                        model_id,
+                        {"status": "canceled", "error": reason},
+                        expected_version=row["_version"],
+                    )
                     break
                 except ConcurrencyError:
                     row = self.store.get(self.experiment, model_id)
-                    if row is not None and row.get("status") in DONE_STATUSES:
-                        break
 
     def _train(self, pending: list[ArchaiModel], epochs: float) -> dict[str, Entity]:
         description = f"AmlPartialTrainingEvaluator: {len(pending)} models, {epochs:g} epochs"
