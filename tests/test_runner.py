@@ -153,3 +153,35 @@ def test_a_lost_lease_abandons_the_item_without_writing(store: Store, tmp_path: 
     row = store.get(EXP, name)
     assert row is not None and "macs" not in row and row["lease_owner"] == "thief"
     assert runner.done == []
+
+
+def test_usage_report_per_device_and_day(store: Store, store_config: object, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    from datetime import datetime, timezone
+
+    from archai_aml.runner import record_usage
+    from archai_aml.store import job_environment
+
+    usage = usage_store(store)
+    t = lambda d, h, m=0: datetime(2026, 3, d, h, m, tzinfo=timezone.utc)  # noqa: E731
+    for start, end in [(t(1, 23), t(2, 1)), (t(2, 0, 30), t(2, 1, 30)), (t(2, 12), t(2, 13))]:
+        record_usage(
+            usage, device="dev1", node="n", start=start, end=end, row="r", experiment=EXP, item="benchmark 1"
+        )
+    record_usage(
+        usage, device="dev2", node="n", start=t(2, 6), end=t(2, 7), row="r", experiment=EXP, item="f1_1k"
+    )
+    rows = {(u.device, u.day.isoformat() if u.day else "window"): u for u in utilization(usage)}
+    assert rows["dev1", "2026-03-01"].busy_s == 3600  # 23:00-24:00
+    assert rows["dev1", "2026-03-02"].busy_s == 1.5 * 3600 + 3600  # 00:00-01:30 merged, 12:00-13:00
+    assert rows["dev1", "window"].busy_s == 3.5 * 3600 and rows["dev1", "window"].span_s == 14 * 3600
+    assert rows["dev2", "2026-03-02"].utilization == pytest.approx(1 / 24)
+    env = dict(os.environ, **job_environment(store_config, include_secrets=True))  # type: ignore[arg-type]
+    out = subprocess.run(
+        [sys.executable, "-m", "archai_aml.runner", "usage", "--json"],
+        env=env, capture_output=True, text=True, check=True, cwd=tmp_path,
+    )  # fmt: skip
+    report = {(r["device"], r["day"]): r for r in json.loads(out.stdout)}
+    assert report["dev1", "window"]["busy_s"] == 3.5 * 3600 and report["dev2", "window"]["items"] == 1
