@@ -193,8 +193,9 @@ def _priority_override(entity: Entity) -> float | None:
 def items_for_row(entity: Entity, caps: Capabilities) -> list[WorkItem]:
     """Every work item this runner could do on the row now, best first (regardless of leases).
 
-    The row's steps are ordered: nothing but ``convert`` before it is converted; benchmarks before F1
-    runs; a benchmark-only row stops after its benchmarks.
+    The row's steps are ordered: nothing but ``convert`` before it is converted; on-target F1 runs after
+    the benchmarks (their priority is the measured mean); ``f1_onnx`` as soon as the row is converted; a
+    benchmark-only row stops after its benchmarks.
     """
     name = str(entity.get("name"))
     if entity.get("status") in DONE_STATUSES or entity.get("error"):

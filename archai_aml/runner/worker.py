@@ -400,6 +400,21 @@ class Runner:
                 item.name,
                 exc,
             )
+        except Exception as exc:  # a bug on this row must not stop the fleet: record it, go on
+            log.exception("%s: %s of %s crashed", self.owner, item.label, item.name)
+            heartbeat.done.set()
+            with holder.lock, contextlib.suppress(Exception):
+                released = (
+                    self.leases.release(
+                        holder.lease,
+                        extra={
+                            "status": "error",
+                            "error": f"{item.label}: internal error {type(exc).__name__}: {exc}"[:4000],
+                            "message": f"{item.label} crashed on {self.node}",
+                        },
+                    )
+                    is not None
+                )
         finally:
             heartbeat.done.set()
             if not released and not holder.lost.is_set():
