@@ -58,6 +58,21 @@ def test_convert_gives_same_outputs(seg_model, target, tmp_path) -> None:
     # the extended level fuses Conv+Relu into onnxruntime's FusedConv
     ops = {n.op_type for n in onnx.load(str(out)).graph.node}
     assert "FusedConv" in ops
+    # MACs of the fused graph (shapes of FusedConv come from an onnxruntime run) equal the export's
+    assert target.info(out, tmp_path / "i1") == target.info(path, tmp_path / "i1")
+
+
+def test_info_needs_input_shape_for_symbolic_dims(seg_model, tmp_path) -> None:
+    model = onnx.load(str(seg_model[0]))
+    for vi in (model.graph.input[0], model.graph.output[0]):
+        vi.type.tensor_type.shape.dim[2].dim_param = "h"
+        vi.type.tensor_type.shape.dim[3].dim_param = "w"
+    sym = tmp_path / "sym.onnx"
+    onnx.save(model, str(sym))
+    with pytest.raises(TargetError, match="input_shape"):
+        OrtCpuTarget(1, progress=False).info(sym, tmp_path / "a")
+    fixed = OrtCpuTarget(1, input_shape=[1, 3, 32, 32], progress=False).info(sym, tmp_path / "b")
+    assert fixed.macs == OrtCpuTarget(1, progress=False).info(seg_model[0], tmp_path / "c").macs
 
 
 def test_quantize_static_qdq_close_and_smaller(tmp_path, target) -> None:

@@ -9,6 +9,10 @@ batch 1):
 * ``ConvTranspose``: ``prod(input) * (C_out / group) * prod(kernel)``;
 * ``Gemm``: ``M * N * K``; ``MatMul`` (also ``MatMulInteger``, ``QLinearMatMul``): ``prod(output) * K``.
 
+Shapes that inference cannot give (onnxruntime's fused operators in a converted model) are taken from one
+onnxruntime run on zeros. Layers in a blocked layout (``optimization_level="all"``, NCHWc) are not
+counted correctly: count the float export or the quantized model instead.
+
 Bias additions, normalization, activations, pooling and resizing are not counted (the common convention of
 thop/fvcore and of ``snpe-dlc-viewer``'s MACs column).
 
@@ -29,8 +33,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import onnx
-from onnx import TensorProto
+from onnx import TensorProto, helper
 
 from archai_aml.errors import TargetError
 
@@ -156,6 +161,40 @@ def _shape_map(model: onnx.ModelProto) -> dict[str, list[int] | None]:
     return shapes
 
 
+def _shapes_by_running(model: onnx.ModelProto, names: Sequence[str]) -> dict[str, list[int]]:
+    """Shapes of intermediate tensors from one onnxruntime run on zeros (for operators that shape
+    inference does not know, such as onnxruntime's fused ``com.microsoft`` operators)."""
+    import onnxruntime as ort
+
+    work = onnx.ModelProto()
+    work.CopyFrom(model)
+    initializers = {init.name for init in work.graph.initializer}
+    feeds: dict[str, np.ndarray] = {}
+    for inp in work.graph.input:
+        if inp.name in initializers:
+            continue
+        dims = inp.type.tensor_type.shape.dim
+        if not all(d.HasField("dim_value") for d in dims):
+            return {}
+        dtype = helper.tensor_dtype_to_np_dtype(inp.type.tensor_type.elem_type)
+        feeds[inp.name] = np.zeros([d.dim_value for d in dims], dtype=dtype)
+    present = {o.name for o in work.graph.output}
+    wanted = [n for n in dict.fromkeys(names) if n]
+    for name in wanted:
+        if name not in present:
+            work.graph.output.append(onnx.ValueInfoProto(name=name))
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(work.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        values = session.run(wanted, feeds)
+    except Exception as exc:
+        log.debug("could not run the model to find tensor shapes: %s", exc)
+        return {}
+    return {name: [int(d) for d in np.shape(v)] for name, v in zip(wanted, values, strict=True)}
+
+
 def _prod(values: Sequence[int]) -> int:
     return int(math.prod(values))
 
@@ -223,6 +262,10 @@ def onnx_model_info(
     _fix_input_shapes(work, input_shapes)
     inferred = _infer(work)
     shapes = _shape_map(inferred)
+    missing = [n for n in inferred.graph.node if _node_macs(n, shapes) is None]
+    if missing:
+        names = [t for n in missing for t in (*n.input, *n.output)]
+        shapes.update(_shapes_by_running(work, names))
     weights = _weight_initializers(inferred)
     seen: set[str] = set()
     layers: list[LayerInfo] = []

@@ -199,6 +199,12 @@ class OrtCpuTarget(Target):
             if len(names) == 1:
                 shapes = {names[0]: self.input_shape}
         result = onnx_model_info(Path(model_path), input_shapes=shapes)
+        if result.unknown_macs_layers:
+            raise TargetError(
+                f"MACs of {len(result.unknown_macs_layers)} layer(s) of {model_path} are unknown "
+                f"({', '.join(result.unknown_macs_layers[:3])}...): set input_shape on the target if the "
+                "model has symbolic dimensions, or count the float export"
+            )
         layers_csv = write_layers_csv(result.layers, Path(output_dir) / "layers.csv")
         return ModelInfo(macs=result.macs, params=result.params, layers_csv=layers_csv)
 
