@@ -166,7 +166,12 @@ def quantize_qdq(
             raise TargetError(
                 "no calibration data: pass at least one NCHW float32 batch of data-set images"
             ) from exc
-        raise TargetError(f"static quantization of {model_path} failed: {exc}") from exc
+        hint = (
+            " (it holds onnxruntime-fused operators: quantize the float ONNX export instead)"
+            if custom
+            else ""
+        )
+        raise TargetError(f"static quantization of {model_path} failed{hint}: {exc}") from exc
     if reader.count == 0:
         raise TargetError("no calibration data: pass at least one NCHW float32 batch of data-set images")
     log.info("quantized %s on %d calibration images -> %s", model_path, reader.count, output_path)
