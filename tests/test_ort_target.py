@@ -99,6 +99,12 @@ def test_quantize_without_calibration_data_fails(seg_model, target, tmp_path) ->
         target.quantize(seg_model[0], iter([]), tmp_path / "q")
 
 
+def test_quantizing_a_converted_model_says_to_use_the_export(seg_model, target, tmp_path) -> None:
+    converted = target.convert(seg_model[0], tmp_path / "c")
+    with pytest.raises(TargetError, match="float ONNX export"):
+        target.quantize(converted, iter([_smooth_images(2, 32, seed=0)]), tmp_path / "q")
+
+
 def test_info_writes_layer_csv(seg_model, target, tmp_path) -> None:
     info = target.info(seg_model[0], tmp_path / "info")
     assert info.params == sum(p.numel() for p in seg_model[1].parameters())
