@@ -73,6 +73,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--channels-last", choices=["auto", "on", "off"], default="auto", help="auto: on with CUDA"
     )
+    p.add_argument("--no-cudnn-benchmark", action="store_true", help="no cuDNN autotuning on CUDA")
     p.add_argument("--dynamic-batch", action="store_true", help="export model.onnx with a dynamic batch axis")
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -138,7 +139,8 @@ def train_model(
     """Train ``epochs`` epochs (fractional allowed; ``max_steps`` caps the steps) and measure throughput.
 
     Returns ``steps``, ``images``, ``train_seconds`` (the training loop, data loading included),
-    ``images_per_s`` and ``train_loss`` (mean of the last 10 steps).
+    ``images_per_s``, ``train_loss`` (mean of the last 10 steps) and ``loop_start``/``loop_end`` (Unix
+    times of the loop, for aggregate throughput over concurrent jobs).
     """
     torch.manual_seed(seed)
     model.to(device)
@@ -163,6 +165,7 @@ def train_model(
     losses: list[torch.Tensor] = []
     images_seen = 0
     step = 0
+    loop_start = time.time()
     start = time.perf_counter()
     with tqdm(total=steps, desc="train", unit="step", disable=not progress, leave=False) as bar:
         while step < steps:
@@ -187,6 +190,7 @@ def train_model(
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
+    loop_end = time.time()
     last = torch.stack(losses[-10:]).float().mean().item()
     return {
         "steps": float(step),
@@ -194,6 +198,8 @@ def train_model(
         "train_seconds": seconds,
         "images_per_s": images_seen / seconds if seconds > 0 else float("nan"),
         "train_loss": last,
+        "loop_start": loop_start,
+        "loop_end": loop_end,
     }
 
 
@@ -226,7 +232,7 @@ def run(args: argparse.Namespace, job: Any) -> dict[str, Any]:
     bf16 = args.precision == "bf16" or (args.precision == "auto" and device.type == "cuda")
     channels_last = args.channels_last == "on" or (args.channels_last == "auto" and device.type == "cuda")
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = not args.no_cudnn_benchmark
 
     if args.arch is not None:
         arch_file = args.arch
@@ -307,7 +313,21 @@ def run(args: argparse.Namespace, job: Any) -> dict[str, Any]:
     }
     job.report(metrics)
     (output / "metrics.json").write_text(
-        json.dumps({**metrics, "archid": model.archid, "training_time": job.elapsed()}, indent=2),
+        json.dumps(
+            {
+                **metrics,
+                "archid": model.archid,
+                "training_time": job.elapsed(),
+                "train_images": stats["images"],
+                "train_seconds": stats["train_seconds"],
+                "loop_start": stats["loop_start"],
+                "loop_end": stats["loop_end"],
+                "device": str(device),
+                "precision": "bf16" if bf16 else "fp32",
+                "channels_last": channels_last,
+            },
+            indent=2,
+        ),
         encoding="utf-8",
     )
     log.info(
