@@ -95,3 +95,7 @@ class DatasetError(ArchaiAmlError):
 
 class ScoringError(ArchaiAmlError, ValueError):
     """Labels and model outputs cannot be scored together (shapes, class counts or values disagree)."""
+
+
+class JobTerminatedError(JobError):
+    """A training job received SIGTERM (cancelled, preempted or timed out) while it was running."""

@@ -146,3 +146,44 @@ def test_mlflow_logs_params_and_metrics_locally(tmp_path: Path, monkeypatch: pyt
     assert run.data.metrics["training_time"] == pytest.approx(row["training_time"])
     assert run.data.params["lr"] == "0.01" and run.data.params["model_id"] == "m6"
     assert run.info.status == "FINISHED"
+
+
+def test_sigterm_marks_the_row_failed(tmp_path: Path) -> None:
+    """A cancelled job (SIGTERM, as the local executor and Azure ML send) leaves a failed row, not `training`."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from archai_aml.store import open_store
+
+    config = StoreConfig(backend="embedded", path=tmp_path / "store", table_name="sigterm")
+    script = (
+        "import time\n"
+        "from archai_aml.training import TrainingJob\n"
+        "with TrainingJob.from_env(experiment='exp1', model_id='m7', use_mlflow=False):\n"
+        "    time.sleep(60)\n"
+    )
+    env = {**os.environ, **job_environment(config), "AZUREML_RUN_ID": "run-7"}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        with open_store(config) as store:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                row = store.get(EXP, "m7")
+                if row is not None and row.get("status") == "training":
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError("the job never marked its row training")
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=30)
+            row = store.get(EXP, "m7")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    assert row is not None and row["status"] == "failed"
+    assert row["error"].startswith("JobTerminatedError: job run-7 received SIGTERM")
+    assert "JobTerminatedError" in stderr

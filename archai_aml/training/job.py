@@ -11,7 +11,9 @@ On entry the row goes to ``status=training`` with ``job_id`` (``AZUREML_RUN_ID``
 (``AZUREML_ROOT_RUN_ID``), ``node`` (host name) and ``training_start``. On a clean exit the reported
 metrics, ``training_time`` (seconds inside the ``with`` block) and ``status=complete`` are written in one
 write; on an exception ``status=failed`` and ``error="<Type>: <message>"`` (truncated), and the
-exception propagates so the job exits non-zero.
+exception propagates so the job exits non-zero. SIGTERM (a cancelled, preempted or timed-out job) is turned
+into :class:`~archai_aml.errors.JobTerminatedError` inside the block (main thread only), so such a job
+also leaves ``failed`` with a reason instead of a row stuck at ``training``.
 
 Every row write is a compare-and-swap on the row's ``_version``: when a newer pipeline batch took the model
 over (the row's ``batch`` differs from this job's ``ARCHAI_AML_BATCH``), this job's late writes are dropped
@@ -23,7 +25,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import socket
+import threading
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -31,7 +35,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from archai_aml.errors import ConcurrencyError, ConfigError, EntityExistsError, StoreError
+from archai_aml.errors import (
+    ConcurrencyError,
+    ConfigError,
+    EntityExistsError,
+    JobTerminatedError,
+    StoreError,
+)
 from archai_aml.store import Store, open_store, store_config_from_env
 from archai_aml.store.base import Entity
 
@@ -171,6 +181,8 @@ class TrainingJob:
         self._close_store = close_store
         self._start: float | None = None
         self._mlflow: _MlflowLogger | None = None
+        self._previous_sigterm: Any = None
+        self._sigterm_installed = False
 
     # ------------------------------------------------------------------------------------- construction
     @classmethod
@@ -286,8 +298,26 @@ class TrainingJob:
         """Seconds since the job started (0 before)."""
         return 0.0 if self._start is None else time.perf_counter() - self._start
 
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        raise JobTerminatedError(
+            f"job {self.job_id or '-'} received SIGTERM (cancelled, preempted or timed out) after "
+            f"{self.elapsed():.0f} s of training"
+        )
+
+    def _install_sigterm(self) -> None:
+        """Turn SIGTERM into an exception so the row says ``failed`` instead of staying ``training``."""
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+            self._sigterm_installed = True
+
+    def _restore_sigterm(self) -> None:
+        if self._sigterm_installed:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._sigterm_installed = False
+
     def __enter__(self) -> TrainingJob:
         self._start = time.perf_counter()
+        self._install_sigterm()
         values: dict[str, Any] = {
             "status": "training",
             "node": socket.gethostname(),
@@ -313,6 +343,7 @@ class TrainingJob:
                     }
                 )
         except BaseException:
+            self._restore_sigterm()
             if self._close_store:
                 self.store.close()
             raise
@@ -321,6 +352,7 @@ class TrainingJob:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self._restore_sigterm()
         self.training_time = self.elapsed()
         failed = exc is not None and not (isinstance(exc, SystemExit) and exc.code in (0, None))
         try:
