@@ -219,3 +219,47 @@ def test_example_config_loads_and_keeps_the_pipeline_flags() -> None:
         assert flag in command
     assert "--experiment {experiment} --epochs {epochs}" in command
     assert config.training.metric_key == "val_iou"
+
+
+def test_train_script_runs_under_the_training_pipeline_and_local_executor(tmp_path: Path) -> None:
+    """The pipeline side's default command (plus tiny-size flags) runs train.py end to end."""
+    from archai_aml.config import ArchaiAmlConfig, TrainingConfig
+    from archai_aml.pipelines.local import LocalJobRunner
+    from archai_aml.pipelines.training import start_training_pipeline
+
+    store_config = StoreConfig(backend="embedded", path=tmp_path / "store", table_name="pipe")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "procedural.json").write_text(json.dumps({"num_classes": 4, "lengths": {"train": 16, "val": 4}}))
+    default = TrainingConfig().command
+    config = ArchaiAmlConfig(
+        experiment_name="fs",
+        store=store_config,
+        training=TrainingConfig(
+            code_dir=EXAMPLE,
+            command=default + " --image-size 32 --batch-size 8 --threads 1 --no-mlflow --no-progress",
+            data=str(data),
+            gpus=[],
+            local_root=tmp_path / "jobs",
+        ),
+    )
+    space = SegmentationSearchSpace(num_classes=4, seed=0, stem_strides=(2, 4), channels=(8,))
+    model = space.random_sample()
+    runner = LocalJobRunner(
+        tmp_path / "jobs", max_parallel=1, gpus=[], env=job_environment(store_config, include_secrets=True)
+    )
+    with open_store(store_config) as store:
+        job, (model_id,) = start_training_pipeline(
+            "test", runner, store, [model], config, 0.5, tmp_path / "o"
+        )
+        status = runner.wait(str(job.name), timeout=180)
+        row = store.get("fs", model_id)
+    runner.close()
+    assert status == "Completed", runner.logs(str(job.name), model_id)[-2000:]
+    assert row is not None and row["status"] == "complete"
+    assert 0.0 <= row["val_iou"] <= 1.0 and row["epochs"] == 0.5
+    assert row["pipeline_id"] == str(job.name) and row["job_id"].startswith(str(job.name))
+    out = tmp_path / "jobs" / "datastores" / "models" / "fs" / model_id
+    assert json.loads((out / "metrics.json").read_text())["archid"] == model.archid
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"input": np.zeros((1, 3, 32, 32), np.float32)})[0].shape == (1, 4, 32, 32)
