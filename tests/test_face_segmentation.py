@@ -263,3 +263,21 @@ def test_train_script_runs_under_the_training_pipeline_and_local_executor(tmp_pa
     assert json.loads((out / "metrics.json").read_text())["archid"] == model.archid
     session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
     assert session.run(None, {"input": np.zeros((1, 3, 32, 32), np.float32)})[0].shape == (1, 4, 32, 32)
+
+
+def test_train_script_fast_path_bf16_channels_last_workers(tmp_path: Path) -> None:
+    """The settings used on a GPU (bf16 autocast, channels-last, loader workers), exercised on the CPU."""
+    config = StoreConfig(backend="embedded", path=tmp_path / "store", table_name="trainfast")
+    with open_store(config) as store:
+        store.upload_bytes("exp", "m3", "m3.json", json.dumps(TINY_ARCH).encode())
+    proc = _run_train(
+        tmp_path, config, "m3", "--precision", "bf16", "--channels-last", "on", "--num-workers", "2"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "out" / "m3" / "metrics.json").read_text())
+    assert (metrics["precision"], metrics["channels_last"]) == ("bf16", True)
+    assert 0.0 <= metrics["val_iou"] <= 1.0 and metrics["train_images"] == 16  # half an epoch of 32
+    assert metrics["loop_end"] > metrics["loop_start"]
+    with open_store(config) as store:
+        row = store.get("exp", "m3")
+    assert row is not None and row["status"] == "complete" and row["val_iou"] == metrics["val_iou"]
