@@ -67,6 +67,7 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--max-rounds", type=int, default=5, help="rounds per benchmark() call at most")
     parser.add_argument("--spinning", action="store_true", help="let idle pool threads spin")
     args = parser.parse_args()
 
@@ -86,7 +87,9 @@ def main() -> int:
                 output_names=["output"],
                 opset_version=17,
             )
-        target = OrtCpuTarget(args.threads, allow_spinning=args.spinning, progress=False)
+        target = OrtCpuTarget(
+            args.threads, allow_spinning=args.spinning, max_rounds=args.max_rounds, progress=False
+        )
         info = target.info(onnx_path, Path(tmp) / "info")
         print(
             f"model: conv encoder-decoder 1x3x{args.size}x{args.size}, {info.macs / 1e6:.1f} M MACs, "

@@ -131,7 +131,7 @@ def test_benchmark_repeats_until_two_rounds_agree(seg_model) -> None:
     assert len(lenient.benchmark(seg_model[0], iterations=10, warmup=1).samples_ms) == 20  # rounds 1+2 agree
     strict = OrtCpuTarget(1, max_rounds=3, stability_tolerance=1e-12, progress=False)
     result = strict.benchmark(seg_model[0], iterations=10, warmup=1)
-    assert len(result.samples_ms) == 30  # never settles: every round is reported
+    assert len(result.samples_ms) == 10  # never settles: the lowest-median round is reported
     assert result.median_ms > 0
 
 

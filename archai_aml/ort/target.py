@@ -54,8 +54,9 @@ class OrtCpuTarget(Target):
     ``input_shape`` fixes symbolic input dimensions for benchmarking and MACs counting (batch defaults to 1).
     ``max_rounds``/``stability_tolerance``: :meth:`benchmark` repeats its timed runs (up to ``max_rounds``
     rounds of ``iterations``) until two consecutive rounds have medians within ``stability_tolerance``
-    (relative) of each other, and reports those two rounds; this rides out a burst of load from other
-    processes. ``max_rounds=1`` times exactly one round.
+    (relative) of each other, and reports those two rounds; if no two consecutive rounds agree it reports
+    the round with the lowest median (other processes only add time, as ``timeit`` reasons). This rides
+    out bursts of load from other processes. ``max_rounds=1`` times exactly one round.
     """
 
     name = "cpu"
@@ -219,7 +220,8 @@ class OrtCpuTarget(Target):
         """Time single inferences after ``warmup`` untimed ones, in one session.
 
         Rounds of ``iterations`` timed runs repeat until two consecutive round medians agree (see the class
-        docstring); the result holds the samples of those two rounds (of every round if they never agreed).
+        docstring); the result holds the samples of those two rounds (of the lowest-median round if no two
+        consecutive rounds agreed).
         ``samples_csv`` (optional) receives one row per reported run.
         """
         if iterations < 1 or warmup < 0:
@@ -250,15 +252,16 @@ class OrtCpuTarget(Target):
         if stable:
             samples = [s for r in rounds[-2:] for s in r]
         else:
-            samples = [s for r in rounds for s in r]
+            # like timeit: other processes only ever add time, so the least disturbed round (lowest median)
+            # is the best estimate of the model's own latency
+            samples = min(rounds, key=statistics.median)
             log.warning(
                 "latency of %s did not settle within %.1f%% over %d rounds (round medians %s ms); "
-                "the machine is probably busy: reporting all %d runs",
+                "the machine is probably busy: reporting the round with the lowest median",
                 model_path,
                 100 * self.stability_tolerance,
                 len(rounds),
                 ", ".join(f"{statistics.median(r):.3f}" for r in rounds),
-                len(samples),
             )
         csv_path = None
         if samples_csv is not None:
