@@ -149,3 +149,20 @@ def test_accumulator_rejects_wrong_channel_count() -> None:
     acc = F1Accumulator(3)
     with pytest.raises(ScoringError, match="channels"):
         acc.update(np.zeros((1, 2, 2), int), np.zeros((1, 4, 2, 2), np.float32))
+
+
+def test_accumulator_nhwc_and_binary_single_channel() -> None:
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 2, size=(2, 4, 4))
+    logits = rng.normal(size=(2, 2, 4, 4)).astype(np.float32)
+    nchw = F1Accumulator(2, pr_classes=[1], num_bins=20)
+    nchw.update(labels, logits)
+    nhwc = F1Accumulator(2, channels_last=True, pr_classes=[1], num_bins=20)
+    nhwc.update(labels, np.transpose(logits, (0, 2, 3, 1)))
+    np.testing.assert_array_equal(nchw.cm, nhwc.cm)
+    np.testing.assert_allclose(nchw.pr_curves()[1].precision, nhwc.pr_curves()[1].precision)
+    # one sigmoid channel whose logit is the difference of the two: same predictions, same PR curve
+    binary = F1Accumulator(2, pr_classes=[1], num_bins=20)
+    binary.update(labels, logits[:, 1:2] - logits[:, 0:1])
+    np.testing.assert_array_equal(binary.cm, nchw.cm)
+    np.testing.assert_allclose(binary.pr_curves()[1].recall, nchw.pr_curves()[1].recall)
