@@ -32,7 +32,9 @@ def converted(name: str, **cols: object) -> dict[str, object]:
 def test_priorities_follow_the_anchor() -> None:
     assert [(i.kind, i.priority) for i in items_for_row(row("a"), CAPS)] == [("convert", 20)]
     runs = json.dumps([2.0, 2.0])
-    assert [(i.kind, i.priority, i.run) for i in items_for_row(converted("a", total_inference_avg=runs), CAPS)] == [
+    assert [
+        (i.kind, i.priority, i.run) for i in items_for_row(converted("a", total_inference_avg=runs), CAPS)
+    ] == [
         ("benchmark", 32, 2),
         ("f1_onnx", 60, 0),
     ]

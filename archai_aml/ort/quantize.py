@@ -92,17 +92,18 @@ class BatchCalibrationReader(CalibrationDataReader):
 
 
 def preprocess_for_quantization(model_path: Path, output_path: Path) -> Path:
-    """``quant_pre_process`` with a retry without symbolic shape inference (it fails on some graphs)."""
+    """``quant_pre_process`` (ONNX shape inference and basic graph optimization) before quantization.
+
+    Symbolic shape inference is skipped: it only matters for models with symbolic dimensions in
+    transformer-style ops, and when it fails onnxruntime saves ``sym_shape_infer_temp.onnx`` and external-data
+    files into the current directory. ONNX shape inference covers the convolutional models searched here.
+    """
     from onnxruntime.quantization import quant_pre_process
 
     try:
-        quant_pre_process(str(model_path), str(output_path), auto_merge=True)
+        quant_pre_process(str(model_path), str(output_path), skip_symbolic_shape=True)
     except Exception as exc:
-        log.info("pre-processing with symbolic shape inference failed (%s); retrying without it", exc)
-        try:
-            quant_pre_process(str(model_path), str(output_path), skip_symbolic_shape=True)
-        except Exception as exc2:
-            raise TargetError(f"quantization pre-processing of {model_path} failed: {exc2}") from exc2
+        raise TargetError(f"quantization pre-processing of {model_path} failed: {exc}") from exc
     return output_path
 
 
