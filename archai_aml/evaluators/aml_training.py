@@ -178,10 +178,11 @@ class AmlPartialTrainingEvaluator(AsyncModelEvaluator):
         return result.rows
 
     def _cancel(self, pipeline_id: str, model_ids: list[str], batch_id: str, reason: str) -> None:
+        # Rows first: a job that receives SIGTERM reports itself failed unless its row already says canceled.
         try:
-            self.job_runner.cancel(pipeline_id)
-        finally:
             self._mark_canceled(model_ids, batch_id, reason)
+        finally:
+            self.job_runner.cancel(pipeline_id)
 
     @overrides
     def fetch_all(self) -> list[float | None]:

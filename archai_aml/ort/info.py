@@ -131,14 +131,8 @@ def _fix_input_shapes(model: onnx.ModelProto, input_shapes: Mapping[str, Sequenc
 
 
 def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
-    try:
-        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
-
-        inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
-        if inferred is not None:
-            return inferred
-    except Exception as exc:  # symbolic inference is best effort; ONNX's own inference is the fallback
-        log.debug("symbolic shape inference failed (%s); using onnx.shape_inference", exc)
+    # ONNX's own inference with data propagation. (onnxruntime's symbolic shape inference is not used: when it
+    # fails it saves ``sym_shape_infer_temp.onnx`` and external-data files into the current directory.)
     try:
         return onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception as exc:

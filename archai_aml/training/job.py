@@ -255,6 +255,12 @@ class TrainingJob:
                     sorted(values),
                 )
                 return None
+            if row.get("status") == "canceled" and values.get("status") in ("training", "failed"):
+                # the orchestrator canceled this model (and then this job): the row keeps saying so
+                log.warning(
+                    "model %s/%s was canceled: not writing %s", self.experiment, self.model_id, sorted(values)
+                )
+                return None
             try:
                 return self.store.merge(
                     self.experiment, self.model_id, values, expected_version=row["_version"]
