@@ -188,7 +188,18 @@ class SearchConfig(_Model):
     max_unseen_population: int = Field(default=4, ge=1)
     mutations_per_parent: int = Field(default=1, ge=1)
     num_crossovers: int = Field(default=2, ge=0)
+    num_random_mix: int = Field(default=2, ge=0)
     seed: int = 1
+    #: Narrower choices for the example search space (``depths``, ``channels``, ``stem_strides``).
+    space: dict[str, list[int]] = Field(default_factory=dict)
+    #: Runner threads the search starts for its lifetime (0: rely on a runner fleet started elsewhere).
+    local_runners: int = Field(default=1, ge=0)
+    #: Latency polls: seconds between polls, and polls without progress before giving up.
+    latency_poll_interval_s: float = Field(default=5.0, gt=0)
+    latency_max_retries: int = Field(default=120, ge=1)
+    #: Partition of the latency rows (default ``<experiment_name>-latency``; training rows have the same
+    #: names, so they cannot share a partition).
+    latency_experiment: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 
 
 class ArchaiAmlConfig(_Model):
