@@ -111,7 +111,9 @@ def plot_pareto(
     try:
         colors = [numeric(r.get(iteration)) for r in kept] if iteration else []
         if iteration and kept and all(c is not None for c in colors):
-            sc = ax.scatter(xs, ys, c=colors, cmap="viridis", s=36, alpha=0.85, label="models")
+            sc = ax.scatter(
+                xs, ys, c=[c or 0.0 for c in colors], cmap="viridis", s=36, alpha=0.85, label="models"
+            )
             fig.colorbar(sc, ax=ax, label=iteration)
         else:
             ax.scatter(xs, ys, color="tab:blue", s=36, alpha=0.85, label="models")

@@ -4,6 +4,7 @@ PNG plots from rows and from a live experiment in a real store."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -67,7 +68,7 @@ def _png_is_a_plot(path: Path) -> None:
 
 
 def test_plot_pareto_writes_png_and_returns_front(tmp_path: Path) -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"archid": "a", "latency": 10.0, "val_iou": 0.5, "iteration": 0},
         {"archid": "b", "latency": 12.0, "val_iou": 0.6, "iteration": 0},
         {"archid": "c", "latency": 11.0, "val_iou": 0.4, "iteration": 1},
