@@ -133,3 +133,21 @@ def test_errors_are_typed(tmp_path: Path) -> None:
     job = pipeline(tmp_path, {"a": "echo ${{inputs.missing}}"}, name="p6")
     with pytest.raises(JobError, match="not defined"):
         runner.submit(job)
+
+
+def test_python_in_commands_is_this_interpreter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job's ``python`` is the search's interpreter even when another python comes first on PATH."""
+    import sys
+
+    other = tmp_path / "other_bin"
+    other.mkdir()
+    fake = other / "python"
+    fake.write_text("#!/bin/sh\necho not-this-python\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{other}:{Path(sys.executable).parent}:/usr/bin:/bin")
+    runner = LocalJobRunner(tmp_path / "root", gpus=[])
+    cmd = {"py": "python -c 'import sys; print(sys.executable)' > ${{outputs.out}}/exe.txt"}
+    runner.submit(pipeline(tmp_path, cmd, name="p9"), experiment_name="e")
+    assert runner.wait("p9", timeout=30) == COMPLETED, runner.logs("p9", "py")
+    exe = (tmp_path / "root" / "datastores" / "models" / "e" / "py" / "exe.txt").read_text().strip()
+    assert Path(exe).parent == Path(sys.executable).parent

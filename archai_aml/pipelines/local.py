@@ -9,6 +9,9 @@ kill the whole group), in the node's code folder, with:
 - the runner's process environment, then the node's ``environment_variables``, then the runner's own
   ``env`` (where store secrets live: never in the pipeline object), then ``AZUREML_RUN_ID`` (``<pipeline>_
   <node>``), ``AZUREML_ROOT_RUN_ID`` (the pipeline id) and ``CUDA_VISIBLE_DEVICES`` when GPUs are used;
+- ``PATH`` starting with the folder of this process's Python, so that ``python`` in a command is the
+  interpreter (and virtual environment) of the search that runs the pipeline, as an Azure ML job's
+  ``python`` is its environment's;
 - one log file per node, ``<local_root>/<pipeline>/<node>.log`` (stdout and stderr).
 
 Parallelism is bounded by slots shared by every pipeline of the runner: ``len(gpus) * jobs_per_gpu``
@@ -32,6 +35,7 @@ import secrets
 import shlex
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -323,6 +327,7 @@ class LocalJobRunner:
         env = dict(os.environ) if self.inherit_env else {"PATH": os.environ.get("PATH", "")}
         env.update(node.env)
         env.update(self.env)
+        env["PATH"] = _interpreter_first(env.get("PATH", ""))
         env["AZUREML_RUN_ID"] = f"{run.name}_{node.name}"
         env["AZUREML_ROOT_RUN_ID"] = run.name
         if slot is not None:
@@ -490,3 +495,10 @@ class LocalJobRunner:
         for job_id in self.pipeline_ids:
             if not is_terminal(self.status(job_id)):
                 self.cancel(job_id)
+
+
+def _interpreter_first(path: str) -> str:
+    """``path`` with the folder of :data:`sys.executable` in front (once)."""
+    folder = str(Path(sys.executable).parent)
+    rest = [p for p in path.split(os.pathsep) if p and p != folder]
+    return os.pathsep.join([folder, *rest])
