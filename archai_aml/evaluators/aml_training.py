@@ -21,6 +21,7 @@ from overrides import overrides
 
 from archai_aml.config import ArchaiAmlConfig, StoreConfig
 from archai_aml.errors import ConcurrencyError, EvaluationTimeoutError, TrainingFailedError
+from archai_aml.pipelines.base import JobRunner
 from archai_aml.pipelines.monitor import DONE_STATUSES, BatchResult, CompletionMonitor
 from archai_aml.pipelines.training import model_id_for, start_training_pipeline, store_config_of
 from archai_aml.store import Store, open_store
@@ -60,7 +61,7 @@ class AmlPartialTrainingEvaluator(AsyncModelEvaluator):
         local_output: str | Path,
         tr_epochs: float = 1,
         timeout_seconds: float = 3600,
-        job_runner: Any = None,
+        job_runner: JobRunner | None = None,
         store: Store | None = None,
         *,
         store_config: StoreConfig | None = None,
@@ -86,7 +87,7 @@ class AmlPartialTrainingEvaluator(AsyncModelEvaluator):
                 from archai_aml.pipelines.local import LocalJobRunner
 
                 job_runner = LocalJobRunner.from_config(config, self.store_config)
-        self.job_runner = job_runner
+        self.job_runner: JobRunner = job_runner
         self.models: list[ArchaiModel] = []
         self.epochs: list[float] = []
         self.reused: dict[str, Entity] = {}

@@ -24,6 +24,7 @@ from typing import Any
 
 from archai_aml.config import ArchaiAmlConfig, DatastoresConfig, StoreConfig
 from archai_aml.errors import ConfigError, JobError
+from archai_aml.pipelines.base import JobRunner
 from archai_aml.store import Store, job_environment
 from archai_aml.store.base import Entity
 
@@ -225,7 +226,7 @@ def build_training_pipeline(
 
 def start_training_pipeline(
     description: str,
-    job_runner: Any,
+    job_runner: JobRunner,
     store: Store,
     model_architectures: Sequence[Any],
     config: ArchaiAmlConfig,
@@ -302,7 +303,7 @@ def start_training_pipeline(
     log.info(
         "submitted training pipeline %s: %d models, %s epochs", pipeline_id, len(model_ids), training_epochs
     )
-    url = job_runner.studio_url(pipeline_id) if hasattr(job_runner, "studio_url") else None
+    url = job_runner.studio_url(pipeline_id)
     if url:
         log.info("pipeline %s: %s", pipeline_id, url)
 
