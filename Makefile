@@ -37,7 +37,7 @@ $(AZURITE_DIR)/node_modules/.bin/azurite:
 azurite: $(AZURITE_DIR)/node_modules/.bin/azurite
 
 demo: $(VENV)/.installed
-	$(PY) examples/quickstart_store.py --output demo_output
+	$(PY) examples/face_segmentation/search.py --config examples/face_segmentation/demo.yaml --output demo_output
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check archai_aml tests bench examples

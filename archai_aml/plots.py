@@ -114,7 +114,8 @@ def plot_pareto(
             sc = ax.scatter(
                 xs, ys, c=[c or 0.0 for c in colors], cmap="viridis", s=36, alpha=0.85, label="models"
             )
-            fig.colorbar(sc, ax=ax, label=iteration)
+            levels = sorted({c for c in colors if c is not None})
+            fig.colorbar(sc, ax=ax, label=iteration, ticks=levels if len(levels) <= 12 else None)
         else:
             ax.scatter(xs, ys, color="tab:blue", s=36, alpha=0.85, label="models")
         if front:
