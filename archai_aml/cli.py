@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from archai_aml.errors import ArchaiAmlError
 
-_COMMAND_MODULES = ("archai_aml.store.cli", "archai_aml.runner.cli")
+_COMMAND_MODULES = ("archai_aml.store.cli", "archai_aml.runner.cli", "archai_aml.workspace.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

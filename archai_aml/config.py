@@ -119,6 +119,8 @@ class DatastoresConfig(_Model):
 
     models: str = "models"
     data: str = "datasets"
+    #: Blob container (in the store's storage account) that the ``data`` datastore points at.
+    data_container: str = Field(default="datasets", pattern=r"^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$")
 
 
 class AzureMLConfig(_Model):
@@ -128,6 +130,8 @@ class AzureMLConfig(_Model):
     environment: EnvironmentConfig = EnvironmentConfig()
     datastores: DatastoresConfig = DatastoresConfig()
     identity_client_id: str | None = None
+    #: ARM id of that user-assigned identity; ``archai-aml workspace setup`` attaches it to new clusters.
+    identity_resource_id: str | None = None
 
 
 class TrainingConfig(_Model):

@@ -99,3 +99,7 @@ class ScoringError(ArchaiAmlError, ValueError):
 
 class JobTerminatedError(JobError):
     """A training job received SIGTERM (cancelled, preempted or timed out) while it was running."""
+
+
+class WorkspaceError(ArchaiAmlError):
+    """An Azure ML workspace resource (cluster, environment, datastore, data asset) cannot be set up."""

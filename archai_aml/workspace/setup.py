@@ -1,0 +1,478 @@
+"""Create, once, the Azure ML resources that training pipelines and runner jobs use.
+
+:func:`setup_workspace` is idempotent: each resource is looked up first (``get``) and created only when the
+workspace answers ``ResourceNotFoundError``; a resource that exists is never recreated, and one that exists
+with other settings is reported (a cluster of another VM size, an environment version with another image)
+rather than silently replaced.
+
+- clusters ``aml.training_cluster`` and ``aml.cpu_cluster``: ``AmlCompute`` with the configured size, scale
+  settings and tier, carrying the user-assigned identity ``aml.identity_resource_id`` when one is set;
+- environment ``aml.environment``: image + conda file, referenced by pipelines as ``name:version``;
+- datastores ``aml.datastores.models`` (the store's blob container, where pipelines write models) and
+  ``aml.datastores.data`` (``data_container`` in the same account), both **identity-based**: created
+  without account key or SAS, so Azure ML holds no secret and jobs reach storage with their own identity.
+
+No secret of the store configuration (connection string, account key, SAS token) ever reaches an Azure ML
+object or a log line: only the account name and endpoint suffix are read from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from tqdm import tqdm
+
+from archai_aml.config import ArchaiAmlConfig, AzureMLConfig, ClusterConfig, EnvironmentConfig, StoreConfig
+from archai_aml.errors import ConfigError, WorkspaceError
+
+__all__ = [
+    "BLOB_ROLE",
+    "TABLE_ROLE",
+    "ResourcePlan",
+    "WorkspaceResources",
+    "plan_workspace",
+    "role_instructions",
+    "setup_workspace",
+    "storage_account",
+    "upload_dataset",
+]
+
+log = logging.getLogger(__name__)
+
+#: Azure RBAC roles the job identity needs on the storage account (blobs: models, data; tables: status).
+BLOB_ROLE = "Storage Blob Data Contributor"
+TABLE_ROLE = "Storage Table Data Contributor"
+
+Action = Literal["exists", "create", "differs", "conflict", "blocked"]
+
+
+@dataclass
+class ResourcePlan:
+    """What setup does (or did) about one resource.
+
+    ``exists``: found and matching; ``create``: missing, will be (or was) created; ``differs``: found with
+    other settings, left alone with a warning; ``conflict``: found pointing elsewhere, setup refuses;
+    ``blocked``: cannot be planned (the message says what to configure).
+    """
+
+    kind: str
+    name: str
+    action: Action
+    detail: str
+    entity: Any = field(default=None, repr=False)
+    #: What pipelines reference (``name:version`` for the environment), when known.
+    reference: str | None = None
+
+
+@dataclass
+class WorkspaceResources:
+    """The names pipelines and runner jobs use, and what setup did."""
+
+    training_cluster: str
+    cpu_cluster: str
+    environment: str
+    models_datastore: str
+    data_datastore: str
+    plan: list[ResourcePlan]
+    created: list[str]
+    dry_run: bool
+
+    def models_uri(self, experiment: str) -> str:
+        """Where pipelines write an experiment's models (``azureml://datastores/<models>/paths/<exp>``)."""
+        return f"azureml://datastores/{self.models_datastore}/paths/{experiment}"
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def _not_found(exc: BaseException) -> bool:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    return isinstance(exc, ResourceNotFoundError)
+
+
+def _lookup(get: Any, what: str, *args: Any, **kwargs: Any) -> Any | None:
+    """``get(...)``, None when the workspace says it does not exist; other failures are WorkspaceErrors."""
+    try:
+        return get(*args, **kwargs)
+    except Exception as exc:
+        if _not_found(exc):
+            return None
+        raise WorkspaceError(
+            f"could not look up {what} in the Azure ML workspace: {exc}; check the aml.workspace names and "
+            "that you may read the workspace (az login, role AzureML Data Scientist or Contributor)"
+        ) from exc
+
+
+def storage_account(store_config: StoreConfig | None) -> tuple[str, str] | None:
+    """(account name, endpoint suffix) of an Azure store, read from its non-secret parts; None if unknown.
+
+    The suffix is ``core.windows.net`` unless the blob URL or connection string says otherwise (sovereign
+    clouds). Azurite / development storage has no Azure account and yields None.
+    """
+    if store_config is None or store_config.backend != "azure":
+        return None
+    suffix = "core.windows.net"
+    account = store_config.account_name
+    if store_config.blob_url:
+        host = urlparse(store_config.blob_url).hostname or ""
+        head, sep, rest = host.partition(".blob.")
+        if sep and head:
+            account = account or head
+            suffix = rest
+    if not account and store_config.connection_string is not None:
+        parts: dict[str, str] = {}
+        for part in store_config.connection_string.get_secret_value().split(";"):
+            key, _, value = part.partition("=")
+            parts[key.strip().lower()] = value.strip()
+        if parts.get("usedevelopmentstorage", "").lower() == "true":
+            return None
+        account = parts.get("accountname") or None
+        suffix = parts.get("endpointsuffix") or suffix
+        if account == "devstoreaccount1":
+            return None
+    return (account, suffix) if account else None
+
+
+def _cluster_identity(aml: AzureMLConfig) -> Any:
+    if not aml.identity_resource_id:
+        return None
+    from azure.ai.ml.entities import IdentityConfiguration, ManagedIdentityConfiguration
+
+    return IdentityConfiguration(
+        type="user_assigned",
+        user_assigned_identities=[ManagedIdentityConfiguration(resource_id=aml.identity_resource_id)],
+    )
+
+
+def _identity_ids(identity: Any) -> set[str]:
+    ids = getattr(identity, "user_assigned_identities", None) or []
+    return {str(getattr(i, "resource_id", "") or "").lower() for i in ids}
+
+
+# ------------------------------------------------------------------------------------------- planning
+def plan_cluster(ml_client: Any, cluster: ClusterConfig, aml: AzureMLConfig) -> ResourcePlan:
+    from azure.ai.ml.entities import AmlCompute
+
+    existing = _lookup(ml_client.compute.get, f"compute cluster {cluster.name!r}", cluster.name)
+    if existing is None:
+        entity = AmlCompute(
+            name=cluster.name,
+            size=cluster.size,
+            min_instances=cluster.min_instances,
+            max_instances=cluster.max_instances,
+            idle_time_before_scale_down=cluster.idle_time_before_scale_down,
+            tier=cluster.tier,
+            identity=_cluster_identity(aml),
+        )
+        detail = (
+            f"{cluster.size}, {cluster.min_instances}-{cluster.max_instances} nodes, {cluster.tier}, "
+            f"scale down after {cluster.idle_time_before_scale_down}s idle"
+        )
+        if aml.identity_resource_id:
+            detail += ", user-assigned identity"
+        return ResourcePlan("compute", cluster.name, "create", detail, entity, cluster.name)
+    differences = []
+    size = getattr(existing, "size", None)
+    if size and str(size).lower() != cluster.size.lower():
+        differences.append(f"size is {size}, config says {cluster.size}")
+    if getattr(existing, "type", "amlcompute") not in (None, "amlcompute"):
+        differences.append(f"type is {existing.type}, not amlcompute")
+    for attr in ("min_instances", "max_instances"):
+        have = getattr(existing, attr, None)
+        if have is not None and have != getattr(cluster, attr):
+            differences.append(f"{attr} is {have}, config says {getattr(cluster, attr)}")
+    if aml.identity_resource_id and aml.identity_resource_id.lower() not in _identity_ids(
+        getattr(existing, "identity", None)
+    ):
+        differences.append("the user-assigned identity aml.identity_resource_id is not attached")
+    if differences:
+        return ResourcePlan("compute", cluster.name, "differs", "; ".join(differences), None, cluster.name)
+    return ResourcePlan("compute", cluster.name, "exists", f"{size}", None, cluster.name)
+
+
+def _conda_dict(path: Path) -> dict[str, Any]:
+    import yaml
+
+    if not path.is_file():
+        raise ConfigError(
+            f"aml.environment.conda_file: {path} does not exist (paths are relative to the current folder; "
+            "see examples/face_segmentation/conda.yaml)"
+        )
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ConfigError(f"aml.environment.conda_file: {path} is not a conda environment mapping")
+    return data
+
+
+def plan_environment(ml_client: Any, env: EnvironmentConfig) -> ResourcePlan:
+    from azure.ai.ml.entities import Environment
+
+    conda = _conda_dict(Path(env.conda_file)) if env.conda_file is not None else None
+    if env.version:
+        existing = _lookup(
+            ml_client.environments.get, f"environment {env.name}:{env.version}", env.name, env.version
+        )
+    else:
+        existing = _lookup(
+            ml_client.environments.get, f"environment {env.name}@latest", env.name, label="latest"
+        )
+    if existing is None:
+        version = env.version or "1"
+        entity = Environment(
+            name=env.name,
+            version=version,
+            image=env.image,
+            conda_file=conda,
+            description="archai-aml training and runner environment",
+        )
+        detail = f"image {env.image}" + (f", conda {env.conda_file}" if env.conda_file else ", no conda file")
+        return ResourcePlan("environment", env.name, "create", detail, entity, f"{env.name}:{version}")
+    reference = f"{env.name}:{existing.version}"
+    differences = []
+    if getattr(existing, "image", None) != env.image:
+        differences.append(f"image is {existing.image}, config says {env.image}")
+    if conda is not None and getattr(existing, "conda_file", None) != conda:
+        differences.append(f"conda file differs from {env.conda_file}")
+    if differences:
+        return ResourcePlan(
+            "environment",
+            env.name,
+            "differs",
+            "; ".join(differences) + " (versions are immutable: set a new aml.environment.version)",
+            None,
+            reference,
+        )
+    return ResourcePlan("environment", env.name, "exists", f"version {existing.version}", None, reference)
+
+
+def plan_datastore(
+    ml_client: Any, name: str, account: tuple[str, str] | None, container: str, purpose: str
+) -> ResourcePlan:
+    from azure.ai.ml.entities import AzureBlobDatastore
+
+    existing = _lookup(ml_client.datastores.get, f"datastore {name!r}", name)
+    if existing is None:
+        if account is None:
+            return ResourcePlan(
+                "datastore",
+                name,
+                "blocked",
+                f"{purpose}: the store has no Azure storage account (set store.backend: azure with "
+                "store.account_name or store.blob_url)",
+            )
+        entity = AzureBlobDatastore(
+            name=name,
+            account_name=account[0],
+            container_name=container,
+            endpoint=account[1],
+            description=f"archai-aml {purpose} (identity-based access, no stored credential)",
+            credentials=None,
+        )
+        detail = f"{purpose}: {account[0]}/{container}, identity-based"
+        return ResourcePlan("datastore", name, "create", detail, entity, name)
+    where = f"{existing.account_name}/{getattr(existing, 'container_name', '?')}"
+    if account is not None and (
+        existing.account_name != account[0] or getattr(existing, "container_name", None) != container
+    ):
+        return ResourcePlan(
+            "datastore",
+            name,
+            "conflict",
+            f"{purpose}: points at {where}, the store is {account[0]}/{container}; choose another name in "
+            "aml.datastores or delete that datastore (az ml datastore delete)",
+        )
+    credential_kind = type(getattr(existing, "credentials", None)).__name__
+    if credential_kind in ("AccountKeyConfiguration", "SasTokenConfiguration"):
+        return ResourcePlan(
+            "datastore",
+            name,
+            "differs",
+            f"{purpose}: {where} stores a {credential_kind} in the workspace; recreate it identity-based "
+            "(az ml datastore delete, then archai-aml workspace setup)",
+            None,
+            name,
+        )
+    return ResourcePlan("datastore", name, "exists", f"{purpose}: {where}", None, name)
+
+
+def plan_workspace(
+    ml_client: Any, aml: AzureMLConfig, store_config: StoreConfig | None = None
+) -> list[ResourcePlan]:
+    """What :func:`setup_workspace` would do, from ``get`` calls only (nothing is created)."""
+    account = storage_account(store_config)
+    stores = aml.datastores
+    container = store_config.container_name if store_config is not None else "models"
+    return [
+        plan_cluster(ml_client, aml.training_cluster, aml),
+        plan_cluster(ml_client, aml.cpu_cluster, aml),
+        plan_environment(ml_client, aml.environment),
+        plan_datastore(ml_client, stores.models, account, container, "models"),
+        plan_datastore(ml_client, stores.data, account, stores.data_container, "data"),
+    ]
+
+
+# ------------------------------------------------------------------------------------------- creating
+def _wait(poller: Any, what: str, *, progress: bool, poll_interval_s: float) -> Any:
+    """``poller.result()``, with a progress bar of the elapsed seconds while ``poller.done()`` is False.
+
+    Between checks it blocks in ``poller.wait(poll_interval_s)`` (returns as soon as the operation ends).
+    """
+    done = getattr(poller, "done", None)
+    if callable(done):
+        start = time.monotonic()
+        wait = getattr(poller, "wait", None)
+        with tqdm(desc=f"creating {what}", unit="s", disable=not progress, leave=False) as bar:
+            while not done():
+                if callable(wait):
+                    wait(poll_interval_s)
+                else:
+                    time.sleep(poll_interval_s)
+                bar.update(int(time.monotonic() - start) - bar.n)
+    return poller.result()
+
+
+def _create(ml_client: Any, item: ResourcePlan, *, progress: bool, poll_interval_s: float) -> Any:
+    what = f"{item.kind} {item.name!r}"
+    try:
+        if item.kind == "compute":
+            poller = ml_client.compute.begin_create_or_update(item.entity)
+            return _wait(poller, what, progress=progress, poll_interval_s=poll_interval_s)
+        if item.kind == "environment":
+            return ml_client.environments.create_or_update(item.entity)
+        if item.kind == "datastore":
+            return ml_client.datastores.create_or_update(item.entity)
+    except Exception as exc:
+        raise WorkspaceError(
+            f"could not create {what}: {exc}; check your role on the workspace (Contributor or AzureML "
+            "Data Scientist), the VM quota of the cluster size, and the names in the aml configuration"
+        ) from exc
+    raise WorkspaceError(f"unknown resource kind {item.kind!r}")
+
+
+def role_instructions(aml: AzureMLConfig, store_config: StoreConfig | None) -> str:
+    """Text telling which identity needs which roles on the storage account (never run, only shown)."""
+    account = storage_account(store_config)
+    name = account[0] if account else "<storage-account>"
+    who = (
+        f"the user-assigned identity {aml.identity_client_id}"
+        if aml.identity_client_id
+        else "every user who submits jobs (jobs run with the submitting user's identity)"
+    )
+    assignee = aml.identity_client_id or "<user-or-identity-object-id>"
+    scope = (
+        f"$(az storage account show -n {name} --query id -o tsv)"
+        if account
+        else "<storage account resource id>"
+    )
+    lines = [
+        f"Jobs reach storage with their identity: grant {who} these roles on storage account {name}:",
+        f"  {BLOB_ROLE} (models and data containers)",
+        f"  {TABLE_ROLE} (the status table)",
+    ]
+    for role in (BLOB_ROLE, TABLE_ROLE):
+        lines.append(f'  az role assignment create --assignee {assignee} --role "{role}" --scope {scope}')
+    return "\n".join(lines)
+
+
+def setup_workspace(
+    ml_client: Any,
+    config: ArchaiAmlConfig | AzureMLConfig,
+    *,
+    store_config: StoreConfig | None = None,
+    dry_run: bool = False,
+    progress: bool = True,
+    poll_interval_s: float = 5.0,
+) -> WorkspaceResources:
+    """Create what is missing among the clusters, environment and datastores; return their names.
+
+    ``config`` is the whole configuration (its ``aml`` and ``store`` sections) or just the ``aml`` section
+    with ``store_config`` given. ``dry_run`` only plans (``get`` calls, no create). Nothing is created when
+    the plan has a conflict or a blocked item: a :class:`WorkspaceError` lists them first.
+    """
+    if isinstance(config, ArchaiAmlConfig):
+        if config.aml is None:
+            raise ConfigError("the configuration has no aml: section (workspace, clusters, environment)")
+        aml = config.aml
+        store_config = store_config if store_config is not None else config.store
+    else:
+        aml = config
+    plan = plan_workspace(ml_client, aml, store_config)
+    for item in plan:
+        if item.action == "differs":
+            log.warning("%s %s exists with other settings, left as is: %s", item.kind, item.name, item.detail)
+    problems = [item for item in plan if item.action in ("conflict", "blocked")]
+    if problems and not dry_run:
+        raise WorkspaceError(
+            "workspace setup stopped before creating anything:\n"
+            + "\n".join(f"  {p.kind} {p.name}: {p.detail}" for p in problems)
+        )
+    created: list[str] = []
+    for item in plan:
+        if item.action != "create":
+            continue
+        if dry_run:
+            log.info("would create %s %s (%s)", item.kind, item.name, item.detail)
+            continue
+        log.info("creating %s %s (%s)", item.kind, item.name, item.detail)
+        result = _create(ml_client, item, progress=progress, poll_interval_s=poll_interval_s)
+        if item.kind == "environment" and getattr(result, "version", None):
+            item.reference = f"{item.name}:{result.version}"
+        created.append(f"{item.kind}:{item.name}")
+    if any(item.kind == "datastore" and item.action == "create" for item in plan) and not dry_run:
+        log.warning(role_instructions(aml, store_config))
+    env_ref = next(item.reference for item in plan if item.kind == "environment")
+    return WorkspaceResources(
+        training_cluster=aml.training_cluster.name,
+        cpu_cluster=aml.cpu_cluster.name,
+        environment=env_ref or aml.environment.name,
+        models_datastore=aml.datastores.models,
+        data_datastore=aml.datastores.data,
+        plan=plan,
+        created=created,
+        dry_run=dry_run,
+    )
+
+
+def upload_dataset(
+    ml_client: Any,
+    local_folder: str | Path,
+    name: str,
+    version: str,
+    *,
+    description: str | None = None,
+    dry_run: bool = False,
+) -> str:
+    """Register ``local_folder`` as the ``uri_folder`` data asset ``name:version`` (uploaded by Azure ML).
+
+    Returns ``azureml:name:version``, usable as ``training.data``. An asset that already exists is kept
+    (versions are immutable): register a new version to change the data.
+    """
+    from azure.ai.ml.entities import Data
+
+    folder = Path(local_folder)
+    if not folder.is_dir():
+        raise WorkspaceError(f"data folder {folder} does not exist or is not a folder")
+    reference = f"azureml:{name}:{version}"
+    if _lookup(ml_client.data.get, f"data asset {name}:{version}", name=name, version=version) is not None:
+        log.info("data asset %s:%s exists, not uploaded again", name, version)
+        return reference
+    if dry_run:
+        log.info("would upload %s as data asset %s:%s", folder, name, version)
+        return reference
+    asset = Data(
+        name=name,
+        version=version,
+        path=str(folder.resolve()),
+        type="uri_folder",
+        description=description or f"uploaded by archai-aml from {folder.name}",
+    )
+    log.info("uploading %s as data asset %s:%s", folder, name, version)
+    try:
+        ml_client.data.create_or_update(asset)
+    except Exception as exc:
+        raise WorkspaceError(f"could not register data asset {name}:{version}: {exc}") from exc
+    return reference

@@ -1,0 +1,420 @@
+"""Workspace setup on a real MLClient whose compute/environments/datastores/data operations are replaced by
+recording objects that answer like the service (ResourceNotFoundError for unknown names, pollers)."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from azure.ai.ml import MLClient
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from pydantic import SecretStr
+
+from archai_aml import cli
+from archai_aml.config import (
+    ArchaiAmlConfig,
+    AzureMLConfig,
+    ClusterConfig,
+    DatastoresConfig,
+    EnvironmentConfig,
+    StoreConfig,
+    WorkspaceConfig,
+)
+from archai_aml.errors import ConfigError, WorkspaceError
+from archai_aml.workspace import cli as workspace_cli
+from archai_aml.workspace import setup_workspace, storage_account, upload_dataset
+
+ACCOUNT_KEY = "S3CR3TKEYc2VjcmV0a2V5MTIzNDU2Nzg5MA=="
+SAS = "sv=2022-11-02&ss=bt&sig=SASSIGNATURE0123456789"
+UAI = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/archai"
+
+
+class NeverUsedCredential:
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        raise AssertionError("the tests must not reach Azure")
+
+
+class Poller:
+    """Like azure.core's LROPoller: not done for ``pending`` checks, then done."""
+
+    def __init__(self, value: Any, pending: int = 0) -> None:
+        self.value, self.pending, self.checks = value, pending, 0
+        self.waits: list[float | None] = []
+
+    def done(self) -> bool:
+        self.checks += 1
+        return self.checks > self.pending
+
+    def wait(self, timeout: float | None = None) -> None:
+        self.waits.append(timeout)
+
+    def result(self) -> Any:
+        return self.value
+
+
+class Ops:
+    """One MLClient operations group: a dict of existing entities and a log of calls."""
+
+    def __init__(self, existing: dict[str, Any] | None = None, fail_create: bool = False) -> None:
+        self.items: dict[str, Any] = dict(existing or {})
+        self.calls: list[tuple[str, Any]] = []
+        self.fail_create = fail_create
+        self.pollers: list[Poller] = []
+
+    def _get(self, key: str) -> Any:
+        self.calls.append(("get", key))
+        if key not in self.items:
+            raise ResourceNotFoundError(f"{key} not found")
+        return self.items[key]
+
+    def _store(self, key: str, entity: Any) -> Any:
+        self.calls.append(("create", entity))
+        if self.fail_create:
+            raise HttpResponseError("QuotaExceeded: not enough cores")
+        self.items[key] = entity
+        return entity
+
+    @property
+    def created(self) -> list[Any]:
+        return [arg for kind, arg in self.calls if kind == "create"]
+
+
+class ComputeOps(Ops):
+    def get(self, name: str) -> Any:
+        return self._get(name)
+
+    def begin_create_or_update(self, compute: Any) -> Poller:
+        poller = Poller(self._store(compute.name, compute), pending=2)
+        self.pollers.append(poller)
+        return poller
+
+
+class EnvironmentOps(Ops):
+    def get(self, name: str, version: str | None = None, label: str | None = None) -> Any:
+        if label == "latest":
+            versions = [k for k in self.items if k.startswith(f"{name}:")]
+            return self._get(max(versions) if versions else f"{name}@latest")
+        return self._get(f"{name}:{version}")
+
+    def create_or_update(self, env: Any) -> Any:
+        return self._store(f"{env.name}:{env.version}", env)
+
+
+class DatastoreOps(Ops):
+    def get(self, name: str) -> Any:
+        return self._get(name)
+
+    def create_or_update(self, store: Any) -> Any:
+        return self._store(store.name, store)
+
+
+class DataOps(Ops):
+    def get(self, name: str, version: str | None = None, label: str | None = None) -> Any:
+        return self._get(f"{name}:{version}")
+
+    def create_or_update(self, data: Any) -> Any:
+        return self._store(f"{data.name}:{data.version}", data)
+
+
+class Workspace:
+    """A real MLClient with recording operations."""
+
+    def __init__(self, **existing: dict[str, Any]) -> None:
+        self.client = MLClient(
+            credential=NeverUsedCredential(),
+            subscription_id="sub",
+            resource_group_name="rg",
+            workspace_name="ws",
+        )
+        self.compute = ComputeOps(existing.get("compute"))
+        self.environments = EnvironmentOps(existing.get("environments"))
+        self.datastores = DatastoreOps(existing.get("datastores"))
+        self.data = DataOps(existing.get("data"))
+        # MLClient's operation attributes are read-only properties over these
+        self.client._compute = self.compute
+        self.client._environments = self.environments
+        self.client._datastores = self.datastores
+        self.client._data = self.data
+
+    def creates(self) -> list[Any]:
+        return [
+            *self.compute.created,
+            *self.environments.created,
+            *self.datastores.created,
+            *self.data.created,
+        ]
+
+
+def write_conda(tmp_path: Path) -> Path:
+    path = tmp_path / "conda.yaml"
+    path.write_text("name: t\ndependencies:\n  - python=3.11\n  - pip:\n      - archai==1.0.0\n")
+    return path
+
+
+def make_config(tmp_path: Path, store: StoreConfig | None = None, **aml: Any) -> ArchaiAmlConfig:
+    fields: dict[str, Any] = {
+        "workspace": WorkspaceConfig(subscription_id="sub", resource_group="rg", workspace_name="ws"),
+        "training_cluster": ClusterConfig(
+            name="gpu-a100", size="Standard_NC24ads_A100_v4", min_instances=0, max_instances=6,
+            idle_time_before_scale_down=900, tier="low_priority",
+        ),
+        "cpu_cluster": ClusterConfig(name="cpu-d4", size="Standard_D4s_v3", max_instances=2),
+        "environment": EnvironmentConfig(name="archai-env", version="3", image="img:1", conda_file=write_conda(tmp_path)),
+        "datastores": DatastoresConfig(models="archaimodels", data="archaidata", data_container="faces"),
+        "identity_client_id": "11111111-2222-3333-4444-555555555555",
+        "identity_resource_id": UAI,
+    }  # fmt: skip
+    fields.update(aml)
+    return ArchaiAmlConfig(
+        experiment_name="exp",
+        store=store
+        or StoreConfig(
+            backend="azure",
+            container_name="models-c",
+            connection_string=SecretStr(
+                f"DefaultEndpointsProtocol=https;AccountName=acct1;AccountKey={ACCOUNT_KEY};"
+                "EndpointSuffix=core.windows.net"
+            ),
+        ),
+        aml=AzureMLConfig(**fields),
+    )
+
+
+def dump(entity: Any) -> str:
+    text = io.StringIO()
+    entity.dump(text)
+    return text.getvalue() + repr(entity._to_dict())
+
+
+def test_first_setup_creates_what_the_config_says(tmp_path: Path) -> None:
+    ws = Workspace()
+    res = setup_workspace(ws.client, make_config(tmp_path), progress=False, poll_interval_s=0.001)
+    gpu, cpu = ws.compute.created
+    assert (gpu.name, gpu.size, gpu.min_instances, gpu.max_instances) == (
+        "gpu-a100",
+        "Standard_NC24ads_A100_v4",
+        0,
+        6,
+    )
+    assert (gpu.idle_time_before_scale_down, gpu.tier) == (900, "low_priority")
+    assert (cpu.name, cpu.size, cpu.max_instances, cpu.tier) == ("cpu-d4", "Standard_D4s_v3", 2, "dedicated")
+    assert gpu.identity.type == "user_assigned"
+    assert [i.resource_id for i in gpu.identity.user_assigned_identities] == [UAI]
+    assert all(p.checks == 3 and p.waits == [0.001, 0.001] for p in ws.compute.pollers)  # waited until done
+    (env,) = ws.environments.created
+    assert (env.name, env.version, env.image) == ("archai-env", "3", "img:1")
+    assert env.conda_file["dependencies"][1]["pip"] == ["archai==1.0.0"]
+    models, data = ws.datastores.created
+    for store, container in ((models, "models-c"), (data, "faces")):
+        assert type(store.credentials).__name__ == "NoneCredentialConfiguration"
+        assert (store.account_name, store.container_name, store.endpoint) == (
+            "acct1",
+            container,
+            "core.windows.net",
+        )
+    assert (models.name, data.name) == ("archaimodels", "archaidata")
+    assert res.environment == "archai-env:3" and res.training_cluster == "gpu-a100"
+    assert res.models_uri("exp") == "azureml://datastores/archaimodels/paths/exp"
+    assert res.created == [
+        "compute:gpu-a100", "compute:cpu-d4", "environment:archai-env",
+        "datastore:archaimodels", "datastore:archaidata",
+    ]  # fmt: skip
+
+
+def test_second_run_creates_nothing(tmp_path: Path) -> None:
+    ws = Workspace()
+    config = make_config(tmp_path)
+    setup_workspace(ws.client, config, progress=False, poll_interval_s=0.001)
+    first = len(ws.creates())
+    again = setup_workspace(ws.client, config, progress=False)
+    assert first == 5 and len(ws.creates()) == 5 and again.created == []
+    assert [p.action for p in again.plan] == ["exists"] * 5
+    assert again.environment == "archai-env:3"
+
+
+@pytest.mark.parametrize(
+    "store",
+    [
+        None,  # connection string with account key
+        StoreConfig(backend="azure", account_name="acct1", container_name="models-c", sas_token=SecretStr(SAS)),
+        StoreConfig(
+            backend="azure", blob_url="https://acct1.blob.core.windows.net", table_url="https://t",
+            container_name="models-c", sas_token=SecretStr("?" + SAS),
+        ),
+    ],
+)  # fmt: skip
+def test_no_secret_reaches_azure_ml_or_logs(
+    tmp_path: Path, store: StoreConfig | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    ws = Workspace()
+    caplog.set_level(logging.DEBUG)
+    setup_workspace(ws.client, make_config(tmp_path, store), progress=False, poll_interval_s=0.001)
+    assert len(ws.creates()) == 5
+    texts = [dump(e) for e in ws.creates()] + [caplog.text]
+    for text in texts:
+        for secret in (ACCOUNT_KEY, "AccountKey", "sig=", "SASSIGNATURE", "sv=2022"):
+            assert secret not in text
+    assert "account_key" not in "".join(texts).lower() and "sas_token" not in "".join(texts).lower()
+    assert all(d.account_name == "acct1" for d in ws.datastores.created)
+    assert "Storage Blob Data Contributor" in caplog.text and "Storage Table Data Contributor" in caplog.text
+
+
+def test_existing_cluster_of_another_size_is_reported_not_recreated(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from azure.ai.ml.entities import AmlCompute
+
+    old = AmlCompute(name="gpu-a100", size="Standard_NC6s_v3", max_instances=6)
+    ws = Workspace(compute={"gpu-a100": old})
+    res = setup_workspace(ws.client, make_config(tmp_path), progress=False, poll_interval_s=0.001)
+    assert [c.name for c in ws.compute.created] == ["cpu-d4"]
+    assert ws.compute.items["gpu-a100"] is old
+    gpu = res.plan[0]
+    assert gpu.action == "differs" and "Standard_NC6s_v3" in gpu.detail and "identity" in gpu.detail
+    assert "gpu-a100 exists with other settings" in caplog.text
+
+
+def test_dry_run_creates_nothing_and_says_what_it_would(tmp_path: Path) -> None:
+    ws = Workspace()
+    res = setup_workspace(ws.client, make_config(tmp_path), dry_run=True)
+    assert ws.creates() == [] and res.created == [] and res.dry_run
+    assert [p.action for p in res.plan] == ["create"] * 5
+    assert [kind for kind, _ in ws.compute.calls] == ["get", "get"]
+
+
+def test_conflicting_or_unknown_datastore_account_stops_before_any_create(tmp_path: Path) -> None:
+    from azure.ai.ml.entities import AzureBlobDatastore
+
+    elsewhere = AzureBlobDatastore(name="archaimodels", account_name="other", container_name="models-c")
+    ws = Workspace(datastores={"archaimodels": elsewhere})
+    with pytest.raises(WorkspaceError, match="archaimodels: models: points at other/models-c"):
+        setup_workspace(ws.client, make_config(tmp_path), progress=False)
+    assert ws.creates() == []
+    ws = Workspace()
+    with pytest.raises(WorkspaceError, match="no Azure storage account"):
+        setup_workspace(ws.client, make_config(tmp_path, StoreConfig(path=tmp_path / "s")), progress=False)
+    assert ws.creates() == []
+
+
+def test_existing_key_based_datastore_is_flagged(tmp_path: Path) -> None:
+    from azure.ai.ml.entities import AccountKeyConfiguration, AzureBlobDatastore
+
+    keyed = AzureBlobDatastore(
+        name="archaimodels", account_name="acct1", container_name="models-c",
+        credentials=AccountKeyConfiguration(account_key="ZZZZ"),
+    )  # fmt: skip
+    ws = Workspace(datastores={"archaimodels": keyed})
+    res = setup_workspace(ws.client, make_config(tmp_path), progress=False, poll_interval_s=0.001)
+    models = res.plan[3]
+    assert models.action == "differs" and "AccountKeyConfiguration" in models.detail
+    assert [d.name for d in ws.datastores.created] == ["archaidata"]
+
+
+def test_environment_without_version_reuses_latest_or_creates_version_1(tmp_path: Path) -> None:
+    from azure.ai.ml.entities import Environment
+
+    unversioned = EnvironmentConfig(name="archai-env", image="img:1")
+    existing = Environment(name="archai-env", version="4", image="img:1")
+    ws = Workspace(environments={"archai-env:4": existing})
+    res = setup_workspace(
+        ws.client, make_config(tmp_path, environment=unversioned), progress=False, poll_interval_s=0
+    )
+    assert res.environment == "archai-env:4" and ws.environments.created == []
+    ws = Workspace()
+    res = setup_workspace(
+        ws.client, make_config(tmp_path, environment=unversioned), progress=False, poll_interval_s=0
+    )
+    assert res.environment == "archai-env:1" and ws.environments.created[0].conda_file is None
+    other = EnvironmentConfig(name="archai-env", image="img:2")
+    ws = Workspace(environments={"archai-env:4": existing})
+    res = setup_workspace(
+        ws.client, make_config(tmp_path, environment=other), progress=False, poll_interval_s=0
+    )
+    assert res.plan[2].action == "differs" and "img:2" in res.plan[2].detail and ws.environments.created == []
+
+
+def test_missing_conda_file_and_refused_create_are_typed_errors(tmp_path: Path) -> None:
+    missing = EnvironmentConfig(name="e", version="1", conda_file=tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="nope.yaml does not exist"):
+        setup_workspace(Workspace().client, make_config(tmp_path, environment=missing), dry_run=True)
+    ws = Workspace()
+    ws.compute.fail_create = True
+    with pytest.raises(WorkspaceError, match="could not create compute 'gpu-a100': QuotaExceeded"):
+        setup_workspace(ws.client, make_config(tmp_path), progress=False)
+
+
+def test_storage_account_reads_only_public_parts() -> None:
+    assert storage_account(StoreConfig(backend="azure", account_name="a1")) == ("a1", "core.windows.net")
+    cn = StoreConfig(backend="azure", blob_url="https://a2.blob.core.chinacloudapi.cn", table_url="https://t")
+    assert storage_account(cn) == ("a2", "core.chinacloudapi.cn")
+    gov = "AccountName=a3;AccountKey=k;EndpointSuffix=core.usgovcloudapi.net"
+    assert storage_account(StoreConfig(backend="azure", connection_string=SecretStr(gov))) == (
+        "a3",
+        "core.usgovcloudapi.net",
+    )
+    dev = StoreConfig(backend="azure", connection_string=SecretStr("UseDevelopmentStorage=true"))
+    assert storage_account(dev) is None and storage_account(StoreConfig()) is None
+
+
+def test_upload_dataset_registers_a_uri_folder_once(tmp_path: Path) -> None:
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    (folder / "000000.png").write_bytes(b"png")
+    ws = Workspace()
+    assert upload_dataset(ws.client, folder, "faces", "2") == "azureml:faces:2"
+    (asset,) = ws.data.created
+    assert (asset.name, asset.version, asset.type, Path(asset.path)) == (
+        "faces",
+        "2",
+        "uri_folder",
+        folder.resolve(),
+    )
+    assert upload_dataset(ws.client, folder, "faces", "2") == "azureml:faces:2"
+    assert len(ws.data.created) == 1
+    with pytest.raises(WorkspaceError, match="does not exist"):
+        upload_dataset(ws.client, tmp_path / "none", "faces", "3")
+
+
+def test_cli_dry_run_setup_and_show(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws = Workspace()
+    seen: list[AzureMLConfig] = []
+
+    def make_ml_client(aml: AzureMLConfig) -> Any:
+        seen.append(aml)
+        return ws.client
+
+    monkeypatch.setattr(workspace_cli, "make_ml_client", make_ml_client)
+    config = make_config(tmp_path)
+    data = config.model_dump(mode="json", exclude_none=True)
+    data["store"]["connection_string"] = f"AccountName=acct1;AccountKey={ACCOUNT_KEY}"  # dumps mask it
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert cli.main(["--config", str(path), "workspace", "setup", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("would create") == 5 and ws.creates() == []
+    assert "archai-env:3" in out and "azureml://datastores/archaimodels/paths/exp" in out
+    assert seen[0].workspace.workspace_name == "ws"
+    assert cli.main(["--config", str(path), "workspace", "setup", "--no-progress"]) == 0
+    assert len(ws.creates()) == 5 and ACCOUNT_KEY not in capsys.readouterr().out
+    assert cli.main(["--config", str(path), "workspace", "show"]) == 0
+    shown = capsys.readouterr().out
+    assert shown.count("exists") == 5 and "gpu-a100" in shown
+    folder = tmp_path / "d"
+    folder.mkdir()
+    assert (
+        cli.main(
+            ["--config", str(path), "workspace", "upload-data", str(folder), "--name", "f", "--version", "1"]
+        )
+        == 0
+    )
+    assert "azureml:f:1" in capsys.readouterr().out and len(ws.data.created) == 1
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("experiment_name: x\n")
+    assert cli.main(["--config", str(bare), "workspace", "show"]) == 2
+    assert "no aml: section" in capsys.readouterr().err
