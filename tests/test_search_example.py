@@ -10,12 +10,14 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
 from archai_aml.config import StoreConfig
 from archai_aml.store import open_store
+from archai_aml.testing.azurite import Azurite
 
 ROOT = Path(__file__).resolve().parents[1]
 SEARCH = ROOT / "examples" / "face_segmentation" / "search.py"
@@ -62,8 +64,9 @@ search:
 """
 
 
-def run_search(config: Path, output: Path) -> subprocess.CompletedProcess[str]:
+def run_search(config: Path, output: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHAI_AML_")}
+    env.update(extra_env)
     proc = subprocess.run(
         [sys.executable, str(SEARCH), "--config", str(config), "--output", str(output), "--iterations", "1",
          "--no-progress"],
@@ -120,3 +123,36 @@ def test_search_example_writes_results_and_reuses_the_store(tmp_path: Path) -> N
     assert again["training_pipelines"] == [] and again["runner_items"] == 0
     assert sorted(p.name for p in (out / "jobs").iterdir() if p.name.startswith("train_")) == pipelines
     assert read_results(out) == rows
+
+
+@pytest.mark.slow
+@pytest.mark.azure
+def test_search_example_on_the_azure_store(tmp_path: Path, azurite: Azurite) -> None:
+    """``store: backend: azure`` (Azurite, connection string from ``${AZ_CONN}``): the same search, rows and
+    blobs in the storage account, jobs reaching it through the runner's environment; the key appears in no
+    file of the output and in no log line, and a second run reuses everything."""
+    table = "t" + uuid.uuid4().hex[:12]
+    azure_store = f"store:\n  backend: azure\n  connection_string: ${{AZ_CONN}}\n  table_name: {table}\n"
+    config = tmp_path / "tiny-azure.yaml"
+    config.write_text(
+        CONFIG.replace("store:\n  path: ${ARCHAI_AML_OUTPUT}/store\n", azure_store), encoding="utf-8"
+    )
+    assert "backend: azure" in config.read_text()
+    out = tmp_path / "out"
+    first = run_search(config, out, AZ_CONN=azurite.connection_string)
+    assert "store azure" in first.stderr
+    rows = read_results(out)
+    assert len(rows) == 2 and all(float(r["latency_ms"]) > 0 and r["val_iou"] != "" for r in rows)
+    assert not (out / "store").exists()
+    with open_store(azurite.store_config(table_name=table)) as store:
+        for r in rows:
+            row = store.get("tiny", "id_" + r["archid"])
+            assert row is not None and float(r["val_iou"]) == pytest.approx(row["val_iou"])
+    second = run_search(config, out, AZ_CONN=azurite.connection_string)
+    assert json.loads((out / "run.json").read_text())["training_pipelines"] == []
+    assert read_results(out) == rows
+    key = azurite.account_key
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert key.encode() not in path.read_bytes(), path
+    assert key not in first.stdout + first.stderr + second.stdout + second.stderr
