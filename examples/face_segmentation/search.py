@@ -36,12 +36,14 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 import threading
 import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
@@ -373,7 +375,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 logging.getLogger(name).setLevel(logging.WARNING)
         logging.getLogger("archai_aml.ort").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-    return run(args)
+    # SIGTERM (Azure ML cancelling the job, a service manager) stops the search like Ctrl-C: the training
+    # evaluator cancels its pipeline and marks the batch's rows canceled, the runner threads stop.
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        log.warning(
+            "search interrupted: pipeline canceled, runners stopped; run again to resume from the store"
+        )
+        return 130
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 if __name__ == "__main__":
