@@ -390,3 +390,41 @@ def test_unsafe_blob_names_are_rejected_and_nothing_written(store: Store, tmp_pa
     assert store.list_blobs(P, "m1") == ["good.txt"]
     assert not (tmp_path / "x").exists() and not (tmp_path / "sandbox" / "b").exists()
     assert not (tmp_path / "sandbox" / "escape.txt").exists()
+
+
+def test_cas_merge_from_a_known_entity(store: Store) -> None:
+    created = store.create(
+        P, "m1", {"a": 1, "b": "x", "when": datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)}
+    )
+    queried = store.query(P, names=["m1"])[0]
+    first = store.cas_merge(queried, {"b": "y", "c": 2.5})  # set columns
+    assert user_part(first) == {"a": 1, "b": "y", "c": 2.5, "when": created["when"]}
+    assert first["_version"] != created["_version"]
+    got = store.get(P, "m1")
+    assert got is not None and user_part(got) == user_part(first) and got["_version"] == first["_version"]
+    second = store.cas_merge(first, {"a": None, "d": True})  # remove a column in the same write
+    assert user_part(second) == {"b": "y", "c": 2.5, "d": True, "when": created["when"]}
+    got = store.get(P, "m1")
+    assert got is not None and user_part(got) == user_part(second) and got["_version"] == second["_version"]
+    # a stale entity (set or remove) fails and writes nothing
+    with pytest.raises(ConcurrencyError):
+        store.cas_merge(first, {"b": "stale"})
+    with pytest.raises(ConcurrencyError):
+        store.cas_merge(first, {"b": None})
+    got = store.get(P, "m1")
+    assert got is not None and got["b"] == "y" and got["_version"] == second["_version"]
+    # a deleted entity is not recreated
+    assert store.delete(P, "m1")
+    with pytest.raises(ConcurrencyError):
+        store.cas_merge(second, {"b": "z"})
+    with pytest.raises(ConcurrencyError):
+        store.cas_merge(second, {"b": None})
+    assert store.get(P, "m1") is None
+    # removing a column rewrites the known columns: every type survives exactly
+    typed = store.create(P, "typed", TYPED_VALUES)
+    removed = store.cas_merge(store.query(P, names=["typed"])[0], {"text": None})
+    expected = {k: v for k, v in TYPED_VALUES.items() if k != "text"}
+    assert user_part(removed) == expected and removed["_version"] != typed["_version"]
+    got = store.get(P, "typed")
+    assert got is not None and user_part(got) == expected
+    assert all(type(got[k]) is type(v) for k, v in expected.items())

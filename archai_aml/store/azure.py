@@ -61,6 +61,7 @@ from tqdm import tqdm
 from archai_aml.config import StoreConfig
 from archai_aml.errors import BlobExistsError, ConcurrencyError, ConfigError, EntityExistsError, StoreError
 from archai_aml.store.base import (
+    RESERVED_KEYS,
     Entity,
     Store,
     Value,
@@ -764,6 +765,34 @@ class AzureStore(Store):
         if entity is None:  # deleted right after our write
             raise ConcurrencyError(partition, name, expected_version)
         return entity
+
+    def cas_merge(self, entity: Entity, values: Mapping[str, Any]) -> Entity:
+        """One request: a conditional MERGE of ``values``, or (when a column is removed) a conditional
+        REPLACE with ``entity``'s columns plus ``values``; the result is built from ``entity`` and the
+        response's ETag (see :meth:`Store.cas_merge`)."""
+        partition, name, version = entity["partition"], entity["name"], str(entity["_version"])
+        check_key(partition, name)
+        columns = user_columns(values)
+        merged = {k: v for k, v in entity.items() if k not in RESERVED_KEYS}
+        merged.update(columns)
+        merged = {k: v for k, v in merged.items() if v is not None}
+        self._ensure_table()
+        if any(v is None for v in columns.values()):
+            return self._replace(partition, name, merged, version)
+        body = {"PartitionKey": partition, "RowKey": name, **_to_table(columns)}
+        try:
+            response = self._table.update_entity(
+                body, mode=UpdateMode.MERGE, etag=version, match_condition=MatchConditions.IfNotModified
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            raise ConcurrencyError(partition, name, version) from None
+        except HttpResponseError as exc:
+            if exc.status_code in (404, 412):
+                raise ConcurrencyError(partition, name, version) from None
+            raise self._fail(f"merging into {partition}/{name}", exc) from exc
+        except ServiceRequestError as exc:
+            raise self._fail(f"merging into {partition}/{name}", exc) from exc
+        return _written(partition, name, merged, response)
 
     def _merge_removing(
         self, partition: str, name: str, columns: dict[str, Any], expected_version: str | None

@@ -134,6 +134,18 @@ class Store(abc.ABC):
         Returns the whole entity after the write, with its new ``_version``.
         """
 
+    def cas_merge(self, entity: Entity, values: Mapping[str, Any]) -> Entity:
+        """Compare-and-swap merge onto an entity you read whole (from :meth:`get`, :meth:`query` or a write).
+
+        Sets ``values`` (``None`` removes a column) only if the entity is still at ``entity["_version"]``,
+        else :class:`~archai_aml.errors.ConcurrencyError` (also when it was deleted). Since nothing changed
+        since ``entity`` was read, the entity after the write is ``entity`` plus ``values``: backends return
+        it without reading it back, so this is one request where :meth:`merge` may take two (Azure).
+        """
+        return self.merge(
+            entity["partition"], entity["name"], values, expected_version=str(entity["_version"])
+        )
+
     @abc.abstractmethod
     def delete(self, partition: str, name: str, *, expected_version: str | None = None) -> bool:
         """Delete the entity (not its blobs). ``False`` if it did not exist (and no version was expected)."""
