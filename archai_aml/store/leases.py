@@ -3,7 +3,8 @@
 A lease is three columns on the entity it guards: ``lease_owner``, ``lease_token`` (random, one per
 acquisition) and ``lease_expires`` (UTC). Every change is a conditional write on the version just read, so
 two owners can never both believe they hold the same entity: the loser of a race gets
-:class:`~archai_aml.errors.ConcurrencyError` from the store and reports "not acquired".
+:class:`~archai_aml.errors.ConcurrencyError` from the store and reports "not acquired". Lease writes go
+through :meth:`Store.cas_merge` on the entity last read or written, one request each (no read-back).
 
 An expired lease (its owner stopped renewing: crashed, killed, partitioned) is taken by the next owner
 that asks. A lease whose owner keeps renewing within ``ttl`` is never taken. Owners compare expiry times
@@ -72,12 +73,15 @@ class LeaseManager:
         entity: Entity | None = None,
         create: bool = False,
         extra: dict[str, Any] | None = None,
+        reread: bool = True,
     ) -> Lease | None:
         """Take the lease on ``name`` for ``ttl`` seconds, or return ``None`` if a live owner holds it.
 
-        ``entity`` may be a recent read of the entity (saves a request; a stale one only makes the CAS fail
-        and this call re-read). With ``create`` a missing entity is created holding the lease; otherwise a
+        ``entity`` may be a recent whole read of the entity (from ``get`` or ``query``; saves a request, and a
+        stale one only makes the CAS fail and this call re-read). With ``create`` a missing entity is created holding the lease; otherwise a
         missing entity raises :class:`EntityNotFoundError`. ``extra`` columns are written with the lease.
+        With ``reread=False`` a lost compare-and-swap on the given ``entity`` returns ``None`` at once (the
+        entity changed since it was read, most likely another owner took it) instead of reading it again.
         """
         for _ in range(3):
             if entity is None:
@@ -102,8 +106,10 @@ class LeaseManager:
             if holder is not None and holder != owner:
                 log.info("taking expired lease on %s/%s from %s", self.partition, name, holder)
             try:
-                written = self.store.merge(self.partition, name, values, expected_version=entity["_version"])
+                written = self.store.cas_merge(entity, values)
             except ConcurrencyError:
+                if not reread:
+                    return None
                 entity = None  # somebody wrote in between: re-read and decide again
                 continue
             return Lease(self.partition, name, owner, token, expires, written)
@@ -129,9 +135,7 @@ class LeaseManager:
             if extra:
                 values.update(extra)
             try:
-                written = self.store.merge(
-                    self.partition, lease.name, values, expected_version=entity["_version"]
-                )
+                written = self.store.cas_merge(entity, values)
             except ConcurrencyError:
                 entity = None
                 continue
@@ -151,9 +155,7 @@ class LeaseManager:
                     f"lease on {self.partition}/{lease.name} was lost: not writing {sorted(values)}"
                 )
             try:
-                written = self.store.merge(
-                    self.partition, lease.name, values, expected_version=entity["_version"]
-                )
+                written = self.store.cas_merge(entity, values)
             except ConcurrencyError:
                 entity = None
                 continue
@@ -181,9 +183,7 @@ class LeaseManager:
             if owner is not None and entity.get("lease_owner") != owner:
                 return False
             try:
-                self.store.merge(
-                    self.partition, name, dict.fromkeys(LEASE_COLUMNS), expected_version=entity["_version"]
-                )
+                self.store.cas_merge(entity, dict.fromkeys(LEASE_COLUMNS))
                 return True
             except ConcurrencyError:
                 continue
