@@ -80,7 +80,7 @@ def _runner(args: argparse.Namespace) -> int:
         job = submit_runner_job(config, instances=args.submit, target=args.target or "cpu")
         log.warning("submitted Azure ML job %s", getattr(job, "name", job))
         return 0
-    from archai_aml.runner.counting import CountingStore
+    from archai_aml.runner.counting import CountingStore, HttpCounter
     from archai_aml.runner.worker import Runner, RunnerSettings
     from archai_aml.store import open_store
 
@@ -112,7 +112,9 @@ def _runner(args: argparse.Namespace) -> int:
         dataset=tc.dataset,
     )
     target = make_target(args.target or tc.name)
-    store = CountingStore(open_store(_store_config(config)))
+    store_config = _store_config(config)
+    http = HttpCounter() if store_config.backend == "azure" else None
+    store = CountingStore(open_store(store_config, **({"per_call_policies": [http]} if http else {})))
     runner = Runner(store, target, settings)
     runner.install_signal_handlers()
     count = 0
@@ -130,6 +132,8 @@ def _runner(args: argparse.Namespace) -> int:
                         "kinds": dict(runner.kinds),
                         "requests": store.total,
                         "requests_by_method": dict(store.counts),
+                        "http_requests": http.total if http else None,
+                        "http_by_method": dict(http.counts) if http else None,
                     }
                 ),
                 encoding="utf-8",

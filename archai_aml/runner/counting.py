@@ -1,4 +1,6 @@
-"""A store wrapper that counts the requests made through it (for ``--stats`` and the fleet benchmark)."""
+"""Request counting (for ``--stats`` and the fleet benchmark): :class:`CountingStore` counts the calls of
+the store protocol, :class:`HttpCounter` the HTTP requests an Azure store really sends (a ``merge`` may be
+two requests there, a folder upload many)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,32 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from azure.core.pipeline import PipelineRequest
+from azure.core.pipeline.policies import SansIOHTTPPolicy
+
 from archai_aml.store.base import Entity, Store, Value
 
-__all__ = ["CountingStore"]
+__all__ = ["CountingStore", "HttpCounter"]
+
+
+class HttpCounter(SansIOHTTPPolicy):  # type: ignore[type-arg]
+    """An azure-core policy counting every HTTP request (each retry too) by method and service
+    (``GET table``, ``PUT blob``...). Pass it as ``open_store(config, per_call_policies=[counter])``."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def on_request(self, request: PipelineRequest) -> None:  # type: ignore[type-arg]
+        http = request.http_request
+        service = "table" if "DataServiceVersion" in http.headers else "blob"  # header the table SDK sets
+        with self._lock:
+            self.counts[f"{http.method} {service}"] += 1
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.counts.values())
 
 
 class CountingStore(Store):
@@ -52,6 +77,10 @@ class CountingStore(Store):
     ) -> Entity:
         self._count("merge")
         return self.inner.merge(partition, name, values, expected_version=expected_version)
+
+    def cas_merge(self, entity: Entity, values: Mapping[str, Any]) -> Entity:
+        self._count("cas_merge")
+        return self.inner.cas_merge(entity, values)
 
     def delete(self, partition: str, name: str, *, expected_version: str | None = None) -> bool:
         self._count("delete")

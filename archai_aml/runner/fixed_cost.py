@@ -54,6 +54,7 @@ class FixedCostTarget(Target):
             "batch": cost if batch is None else batch,
         }
         self.journal = Path(journal) if journal else None
+        import onnx  # noqa: F401 - imported once here (runner start-up), not inside the first timed item
 
     @classmethod
     def from_spec(cls, spec: str) -> FixedCostTarget:

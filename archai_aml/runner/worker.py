@@ -29,7 +29,8 @@ import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -153,6 +154,14 @@ class _LeaseHolder:
         self.lease = lease
         self.lock = threading.Lock()
         self.lost = threading.Event()
+        #: status columns waiting for the next lease renewal (or dropped by the release's own values)
+        self.notes: dict[str, Any] = {}
+
+    def note(self, values: dict[str, Any]) -> None:
+        """Say what is happening (``status``/``message``) with the next heartbeat renewal: no request of its
+        own. The release writes the item's final status over it, so a short step is never written."""
+        with self.lock:
+            self.notes.update(values)
 
     def write(self, values: dict[str, Any]) -> None:
         if self.lost.is_set():
@@ -177,7 +186,11 @@ class _Heartbeat(threading.Thread):
         while not self.done.wait(self.ttl / 3):
             try:
                 with self.holder.lock:
-                    self.holder.lease = self.holder.leases.renew(self.holder.lease, self.ttl)
+                    notes = dict(self.holder.notes)
+                    self.holder.lease = self.holder.leases.renew(self.holder.lease, self.ttl, extra=notes)
+                    for key in notes:
+                        if self.holder.notes.get(key) == notes[key]:
+                            del self.holder.notes[key]
             except LeaseLostError as exc:
                 log.warning("%s", exc)
                 self.holder.lost.set()
@@ -215,6 +228,13 @@ class Runner:
         self._signals = 0
         self._last_beat = 0.0
         self._rng = random.Random(settings.seed)
+        # uploads and usage rows of the current item run here, next to the work; all are done before the
+        # release, so a row never claims a step whose artifact is not stored
+        self._io_pool: ThreadPoolExecutor | None = None
+        self._pending: list[Future[Any]] = []
+        # the next poll's query, sent together with the release of the item just done, and that release
+        self._prefetch: Future[list[Entity]] | None = None
+        self._released: Entity | None = None
 
     # ---------------------------------------------------------------------------------------- control
     def stop(self) -> None:
@@ -292,13 +312,51 @@ class Runner:
                 else:  # lost every race: look again soon
                     self._stop.wait(self._rng.uniform(0, self.settings.poll_interval / 4))
         finally:
+            self._settle(quiet=True)
+            self._take_prefetched()
+            self.close()
             self._beat("stopped", force=True)
         return count
+
+    @property
+    def _io(self) -> ThreadPoolExecutor:
+        if self._io_pool is None:
+            self._io_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"io-{self.owner}")
+        return self._io_pool
+
+    def close(self) -> None:
+        """Stop the I/O threads (:meth:`run` does it when it returns; they start again when needed)."""
+        pool, self._io_pool = self._io_pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def _query(self) -> list[Entity]:
+        return self.store.query(self.experiment, status_not=("complete", "error"))
+
+    def _take_prefetched(self) -> list[Entity] | None:
+        """The rows of the query sent with the last release, with the released row as that write left it
+        (the query may have run just before it); ``None`` when there is none or it failed."""
+        future, released = self._prefetch, self._released
+        self._prefetch = self._released = None
+        if future is None:
+            return None
+        try:
+            rows = future.result()
+        except Exception as exc:  # a transient store error: the poll queries again
+            log.warning("%s: the query sent with the last release failed: %s", self.owner, exc)
+            return None
+        if released is not None:
+            rows = [r for r in rows if r.get("name") != released.get("name")]
+            if released.get("status") not in ("complete", "error"):
+                rows.append(released)
+        return rows
 
     def poll_once(self) -> bool | None:
         """One poll: ``True`` if an item was done, ``False`` if work exists but none could be leased,
         ``None`` if there is nothing this runner can do."""
-        rows = self.store.query(self.experiment, status_not=("complete", "error"))
+        rows = self._take_prefetched()
+        if rows is None:
+            rows = self._query()
         holds_lock = not self.settings.no_quantization and self.host_lock.try_acquire()
         try:
             queue = build_queue(rows, self.capabilities(holds_lock))
@@ -333,6 +391,7 @@ class Runner:
             self.owner,
             self.settings.lease_ttl,
             entity=item.entity,
+            reread=False,  # lost the race on this row: try the next item of the same query instead
             extra={
                 "node": self.node,
                 "status": STATUS_OF[item.kind],
@@ -363,11 +422,16 @@ class Runner:
                 shutil.rmtree(folder)
             folder.mkdir(parents=True)
             results = self._do(item, holder, folder)
+            self._settle()
             holder.check()
             heartbeat.done.set()
             heartbeat.join()
+            if not self.stopping:  # the next poll's query travels with the release
+                self._prefetch = self._io.submit(self._query)
             with holder.lock:
-                released = self.leases.release(holder.lease, extra=results) is not None
+                row = self.leases.release(holder.lease, extra=results)
+            released = row is not None
+            self._released = row
             if released:
                 self.done.append((item.name, item.label))
                 self.kinds[item.kind] += 1
@@ -380,6 +444,7 @@ class Runner:
             )
             log.error("%s: %s of %s failed: %s", self.owner, item.label, item.name, message)
             heartbeat.done.set()
+            self._settle(quiet=True)
             with holder.lock:
                 released = (
                     self.leases.release(
@@ -403,6 +468,7 @@ class Runner:
         except Exception as exc:  # a bug on this row must not stop the fleet: record it, go on
             log.exception("%s: %s of %s crashed", self.owner, item.label, item.name)
             heartbeat.done.set()
+            self._settle(quiet=True)
             with holder.lock, contextlib.suppress(Exception):
                 released = (
                     self.leases.release(
@@ -417,16 +483,38 @@ class Runner:
                 )
         finally:
             heartbeat.done.set()
+            self._settle(quiet=True)
             if not released and not holder.lost.is_set():
                 with holder.lock, contextlib.suppress(Exception):
                     self.leases.release(
                         holder.lease, extra={"message": f"{item.label} interrupted on {self.node}"}
                     )
 
+    def _later(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run a store write (upload, usage row) of the current item on the I/O threads."""
+        self._pending.append(self._io.submit(fn, *args, **kwargs))
+
+    def _upload(self, name: str, path: Path, blob_name: str) -> None:
+        self._later(self.store.upload, self.experiment, name, path, blob_name=blob_name)
+
+    def _settle(self, *, quiet: bool = False) -> None:
+        """Wait for the current item's background writes; raise the first failure unless ``quiet``."""
+        pending, self._pending = self._pending, []
+        first: BaseException | None = None
+        for future in pending:
+            exc = future.exception()
+            if exc is not None and first is None:
+                first = exc
+        if first is not None:
+            if not quiet:
+                raise first
+            log.warning("%s: a background write of an abandoned item failed: %s", self.owner, first)
+
     def _status(self, holder: _LeaseHolder, status: str, what: str) -> None:
-        """Say what is happening in the row (skipped when the lease write already said it)."""
-        if holder.lease.entity.get("status") != status:
-            holder.write({"status": status, "message": f"{what} on {self.node}"})
+        """Say what is happening in the row, with the next lease renewal (nothing when the lease write
+        already said it)."""
+        if holder.lease.entity.get("status") != status or holder.notes:
+            holder.note({"status": status, "message": f"{what} on {self.node}"})
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Call the target; any failure of the model or backend becomes the row's error."""
@@ -451,34 +539,36 @@ class Runner:
         shapes = parse_shape(entity)  # InvalidRowError for anything that is not a JSON shape
         if item.kind == "convert":
             return self._convert(item, holder, folder, shapes)
-        blobs = set(self.store.list_blobs(self.experiment, item.name))
         if item.kind == "benchmark":
-            return self._benchmark(item, holder, folder, blobs)
-        return self._f1(item, holder, folder, blobs, shapes)
+            return self._benchmark(item, holder, folder)
+        return self._f1(item, holder, folder, shapes)
 
     # ---------------------------------------------------------------------------- convert + quantize
     def _convert(
         self, item: WorkItem, holder: _LeaseHolder, folder: Path, shapes: list[list[int]] | None
     ) -> dict[str, Any]:
         name = item.name
-        blobs = set(self.store.list_blobs(self.experiment, name))
+        blobs = set(self.store.list_blobs(self.experiment, name))  # what a runner before us left
         if MODEL_BLOB not in blobs:
-            raise _ItemFailed("missing model") from FileNotFoundError(
-                f"{MODEL_BLOB} is missing in blob storage for {name}: upload it again"
-            )
+            raise _ItemFailed("missing model") from FileNotFoundError(_missing_model(name))
         results: dict[str, Any] = {}
         onnx_path = self._download(name, folder, MODEL_BLOB)
         if shapes is None:
             shapes = self._call("reading the model's input shape", _onnx_input_shapes, onnx_path)
             results["shape"] = json.dumps(shapes[0] if len(shapes) == 1 else shapes)
-        if not any(b.startswith(CONVERTED_DIR + "/") for b in blobs):
+        converted = sorted(b for b in blobs if b.startswith(CONVERTED_DIR + "/"))
+        if converted:
+            results["converted_model"] = converted[0]
+        else:
             self._status(holder, "converting", "converting")
             conv_path = self._call("convert", self.target.convert, onnx_path, folder / CONVERTED_DIR)
             holder.check()
-            self.store.upload(self.experiment, name, conv_path, blob_name=f"{CONVERTED_DIR}/{conv_path.name}")
+            results["converted_model"] = f"{CONVERTED_DIR}/{conv_path.name}"
+            self._upload(name, conv_path, results["converted_model"])
         quantized = sorted(b for b in blobs if b.startswith(QUANTIZED_DIR + "/"))
         if quantized:
             quant_path = self._download(name, folder, quantized[0])
+            results["quantized_model"] = quantized[0]
         else:
             self._status(holder, "quantizing", "quantizing")
             calibration = _calibration(self.settings, shapes[0])
@@ -486,13 +576,12 @@ class Runner:
                 "quantize", self.target.quantize, onnx_path, calibration, folder / QUANTIZED_DIR
             )
             holder.check()
-            self.store.upload(
-                self.experiment, name, quant_path, blob_name=f"{QUANTIZED_DIR}/{quant_path.name}"
-            )
+            results["quantized_model"] = f"{QUANTIZED_DIR}/{quant_path.name}"
+            self._upload(name, quant_path, results["quantized_model"])
         info = self._call("model info", self.target.info, quant_path, folder / "info")
         holder.check()
         if info.layers_csv is not None and Path(info.layers_csv).is_file():
-            self.store.upload(self.experiment, name, info.layers_csv, blob_name="model.info.csv")
+            self._upload(name, Path(info.layers_csv), "model.info.csv")
         results.update(
             {
                 "macs": int(info.macs),
@@ -505,19 +594,34 @@ class Runner:
         return results
 
     # ------------------------------------------------------------------------------------- benchmark
-    def _model_blob(self, blobs: set[str], prefix: str) -> str:
-        found = sorted(b for b in blobs if b.startswith(prefix + "/"))
-        if not found:
-            raise _ItemFailed(f"missing {prefix} model") from FileNotFoundError(
-                f"no {prefix}/ model in blob storage: reset the row's macs/quantized columns to redo the conversion"
+    def _model(self, holder: _LeaseHolder, folder: Path, prefix: str) -> Path:
+        """Download the row's converted or quantized model: the blob its ``<prefix>_model`` column names
+        (written by the conversion), else the first ``<prefix>/`` blob listed (rows converted before that
+        column existed)."""
+        name = holder.lease.name
+        recorded = holder.lease.entity.get(f"{prefix}_model")
+        if isinstance(recorded, str) and recorded.startswith(prefix + "/"):
+            blob = recorded
+        else:
+            found = sorted(
+                b for b in self.store.list_blobs(self.experiment, name) if b.startswith(prefix + "/")
             )
-        return found[0]
+            if not found:
+                raise _ItemFailed(f"missing {prefix} model") from FileNotFoundError(_missing_derived(prefix))
+            blob = found[0]
+        try:
+            paths = self.store.download(self.experiment, name, folder, blob_names=[blob])
+        except FileNotFoundError:
+            paths = []
+        if not paths:
+            raise _ItemFailed(f"missing {prefix} model") from FileNotFoundError(
+                _missing_derived(prefix, blob)
+            )
+        return paths[0]
 
-    def _benchmark(
-        self, item: WorkItem, holder: _LeaseHolder, folder: Path, blobs: set[str]
-    ) -> dict[str, Any]:
+    def _benchmark(self, item: WorkItem, holder: _LeaseHolder, folder: Path) -> dict[str, Any]:
         name, entity = item.name, holder.lease.entity
-        model = self._download(name, folder, self._model_blob(blobs, QUANTIZED_DIR))
+        model = self._model(holder, folder, QUANTIZED_DIR)
         self._status(
             holder, "running benchmark", f"benchmark run {item.run + 1}/{self.settings.max_benchmark_runs}"
         )
@@ -535,8 +639,9 @@ class Runner:
                 w = csv.writer(f)
                 w.writerow(["iteration", "latency_ms"])
                 w.writerows(enumerate(result.samples_ms))
-        self.store.upload(self.experiment, name, csv_path, blob_name=f"benchmark/{csv_path.name}")
-        record_usage(
+        self._upload(name, csv_path, f"benchmark/{csv_path.name}")
+        self._later(
+            record_usage,
             self.usage, device=self.device_id, node=self.node, start=start, end=end,
             row=name, experiment=self.experiment, item=item.label,
         )  # fmt: skip
@@ -562,7 +667,6 @@ class Runner:
         item: WorkItem,
         holder: _LeaseHolder,
         folder: Path,
-        blobs: set[str],
         shapes: list[list[int]] | None,
     ) -> dict[str, Any]:
         from archai_aml.data import open_dataset
@@ -577,9 +681,9 @@ class Runner:
         if prop == "f1_onnx":
             model = self._download(name, folder, MODEL_BLOB)
         elif prop == "f1_1k_f":
-            model = self._download(name, folder, self._model_blob(blobs, CONVERTED_DIR))
+            model = self._model(holder, folder, CONVERTED_DIR)
         else:
-            model = self._download(name, folder, self._model_blob(blobs, QUANTIZED_DIR))
+            model = self._model(holder, folder, QUANTIZED_DIR)
         self._status(holder, f"running {prop}", f"{prop} on {size} images")
         shape = shapes[0]
         data = self._call("opening the test set", open_dataset, s.dataset, split="test", length=size,
@@ -602,7 +706,7 @@ class Runner:
         end = utcnow()
         scores = acc.scores()
         results_csv = write_scores_csv(scores, folder / f"test_results_{prop}.csv", pr_curves=acc.pr_curves())
-        self.store.upload(self.experiment, name, results_csv, blob_name=results_csv.name)
+        self._upload(name, results_csv, results_csv.name)
         curves = acc.pr_curves()
         if curves:
             png = save_pr_curve_png(
@@ -610,9 +714,10 @@ class Runner:
                 folder / f"pr_curve_{prop}.png",
                 title=f"{name} {prop}",
             )
-            self.store.upload(self.experiment, name, png, blob_name=png.name)
+            self._upload(name, png, png.name)
         if prop in DEVICE_KINDS:
-            record_usage(
+            self._later(
+                record_usage,
                 self.usage, device=self.device_id, node=self.node, start=start, end=end,
                 row=name, experiment=self.experiment, item=prop,
             )  # fmt: skip
@@ -626,6 +731,15 @@ class Runner:
         if all(entity.get(c) is not None or c == prop for c in F1_COLUMNS):
             values.update({"status": "complete", "completed": end, "message": f"complete on {self.node}"})
         return values
+
+
+def _missing_model(name: str) -> str:
+    return f"{MODEL_BLOB} is missing in blob storage for {name}: upload it again"
+
+
+def _missing_derived(prefix: str, blob: str | None = None) -> str:
+    what = f"blob {blob}" if blob else f"no {prefix}/ model"
+    return f"{what} missing in blob storage: reset the row's macs/quantized columns to redo the conversion"
 
 
 def _run_onnx(model: Path, images: np.ndarray, batch: int) -> np.ndarray:
