@@ -185,3 +185,29 @@ def test_usage_report_per_device_and_day(store: Store, store_config: object, tmp
     )  # fmt: skip
     report = {(r["device"], r["day"]): r for r in json.loads(out.stdout)}
     assert report["dev1", "window"]["busy_s"] == 3.5 * 3600 and report["dev2", "window"]["items"] == 1
+
+
+def test_model_blobs_come_from_the_row_and_the_status_rides_on_renewals(store: Store, tmp_path: Path) -> None:
+    from archai_aml.runner.counting import CountingStore
+
+    (name,) = add_rows(store, EXP, 1)
+    counting = CountingStore(store)
+    Runner(counting, fixed(tmp_path), settings(tmp_path)).run(once=True)
+    row = store.get(EXP, name)
+    assert row is not None and row["status"] == "complete", row
+    assert row["converted_model"] == "converted/model.fixed.onnx"
+    assert row["quantized_model"] == "quantized/model.fixed.quant.onnx"
+    # one listing (the conversion's resume check); benchmarks and F1 runs download the recorded blobs
+    assert counting.counts["list_blobs"] == 1
+    # 7 items: one lease write and one release each (the quantizing status waited for a renewal that a
+    # short item never needs), plus the runner's heartbeat rows
+    assert counting.counts["cas_merge"] == 2 * 7
+    # a row converted before the columns existed: the benchmark finds its model by listing
+    (old,) = add_rows(store, "exp2", 1, benchmark_only=True)
+    two = settings(tmp_path, experiment="exp2", max_benchmark_runs=1)
+    Runner(store, fixed(tmp_path), two).run(once=True)
+    store.merge("exp2", old, {"quantized_model": None, "total_inference_avg": None, "status": "converted"})
+    counting = CountingStore(store)
+    assert Runner(counting, fixed(tmp_path), two).run(once=True) == 1  # the benchmark again
+    again = store.get("exp2", old)
+    assert again is not None and again["status"] == "complete" and counting.counts["list_blobs"] == 1
