@@ -14,7 +14,8 @@ start-up is not counted.
 - duplicates: work items whose target call ran more than once (from the target's journal), must be 0.
 
 The last line printed is one JSON object: ``makespan_ratio`` (by runner count), ``requests_per_item``
-(4 runners, embedded), ``duplicates`` (all cases).
+(4 runners, embedded), ``duplicates`` (all cases); with ``--azurite`` also ``makespan_ratio_azurite_4``,
+``requests_per_item_azurite`` and ``http_requests_per_item_azurite`` (HTTP requests the runners sent).
 """
 
 from __future__ import annotations
