@@ -14,18 +14,24 @@ from archai_aml.errors import ArchaiAmlError
 _COMMAND_MODULES = ("archai_aml.store.cli", "archai_aml.runner.cli", "archai_aml.workspace.cli")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="archai-aml", description=__doc__)
+def build_parser(
+    prog: str = "archai-aml", modules: Sequence[str] = _COMMAND_MODULES
+) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description="archai-aml: the status store, benchmark runners and Azure ML workspace set-up"
+    )
     parser.add_argument("--config", "-c", help="YAML configuration (store, workspace, training, target)")
     parser.add_argument("--log-level", default="WARNING", help="logging level (DEBUG, INFO, WARNING, ...)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module_name in _COMMAND_MODULES:
+    for module_name in modules:
         importlib.import_module(module_name).register(sub)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(
+    argv: Sequence[str] | None = None, *, prog: str = "archai-aml", modules: Sequence[str] = _COMMAND_MODULES
+) -> int:
+    parser = build_parser(prog, modules)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -261,7 +261,7 @@ def test_status_and_upload_on_azurite(
 
 
 def test_quickstart_example_runs(tmp_path: Path) -> None:
-    """`make demo` runs examples/quickstart_store.py: it must exit 0 and leave a consistent store."""
+    """The store quick-start (examples/quickstart_store.py) exits 0 and leaves a consistent store."""
     env = {
         k: v
         for k, v in os.environ.items()

@@ -32,7 +32,7 @@ from overrides import overrides
 from tqdm import tqdm
 
 from archai_aml.errors import ConcurrencyError, EntityExistsError, EvaluationTimeoutError
-from archai_aml.store.base import Entity, Store
+from archai_aml.store.base import Entity, Store, as_float
 from archai_aml.store.leases import lease_state, utcnow
 
 __all__ = ["RemoteAzureBenchmarkEvaluator"]
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 #: Result columns cleared when a model is measured again.
 RESET_COLUMNS = (
     "mean", "stdev", "total_inference_avg", "macs", "params", "quantized", "f1_onnx", "f1_1k",
-    "f1_1k_f", "f1_10k", "error", "completed", "priority",
+    "f1_1k_f", "f1_10k", "error", "completed", "priority", "converted_model", "quantized_model",
 )  # fmt: skip
 MAX_NAMES_PER_QUERY = 15
 
@@ -134,7 +134,7 @@ class RemoteAzureBenchmarkEvaluator(AsyncModelEvaluator):
         if entity is not None:
             status, error = entity.get("status"), entity.get("error")
             if status == "complete" and entity.get(self.metric_key) is not None and not self.overwrite:
-                self._known[archid] = _as_float(entity.get(self.metric_key))
+                self._known[archid] = as_float(entity.get(self.metric_key))
                 self._say("%s already measured: %s = %s", archid, self.metric_key, self._known[archid])
                 return
             if status not in ("complete", "error") and not error:
@@ -241,7 +241,7 @@ class RemoteAzureBenchmarkEvaluator(AsyncModelEvaluator):
                         log.error("%s failed on the remote benchmark: %s", name, row.get("error"))
                         results[name] = None
                     elif row.get("status") == "complete":
-                        results[name] = _as_float(row.get(self.metric_key))
+                        results[name] = as_float(row.get(self.metric_key))
                         if results[name] is None:
                             log.warning("%s is complete but has no %s column", name, self.metric_key)
                         self._say("%s complete: %s = %s", name, self.metric_key, results[name])
@@ -287,12 +287,3 @@ class RemoteAzureBenchmarkEvaluator(AsyncModelEvaluator):
             f"{len(pending)} model(s) of experiment {self.experiment_name!r} made no progress in {polls} polls "
             f"{self.retry_interval}s apart: {names}; {who}"
         )
-
-
-def _as_float(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None

@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any
 
 from archai_aml.errors import InvalidRowError
-from archai_aml.store.base import Entity
+from archai_aml.store.base import Entity, as_float
 from archai_aml.store.leases import lease_state, utcnow
 
 __all__ = [
@@ -181,13 +181,7 @@ def _converted(entity: Entity) -> bool:
 
 
 def _priority_override(entity: Entity) -> float | None:
-    value = entity.get("priority")
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
+    return as_float(entity.get("priority"))
 
 
 def items_for_row(entity: Entity, caps: Capabilities) -> list[WorkItem]:

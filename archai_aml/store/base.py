@@ -236,6 +236,16 @@ class Store(abc.ABC):
         self.close()
 
 
+def as_float(value: Any) -> float | None:
+    """A row value as a float, or None when it is missing, a bool, or not a number."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def as_set(value: str | Collection[str] | None) -> frozenset[str] | None:
     """Normalize a ``str | Collection[str] | None`` filter argument."""
     if value is None:

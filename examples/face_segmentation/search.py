@@ -141,10 +141,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def prepare_local(config: ArchaiAmlConfig) -> None:
-    """Local jobs: ``python`` in the training command is this interpreter, the data folder exists (an empty
-    folder means the procedural data set)."""
-    bindir = str(Path(sys.executable).parent)
-    os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    """Local jobs: the data folder exists (an empty folder means the procedural data set). (``python`` in the
+    training command is this interpreter: the LocalJobRunner puts its folder first on the jobs' PATH.)"""
     data = config.training.data
     if "://" not in data and not data.startswith("azureml:"):
         Path(data).mkdir(parents=True, exist_ok=True)
