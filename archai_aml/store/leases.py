@@ -119,40 +119,22 @@ class LeaseManager:
         """Extend ``lease`` by ``ttl`` seconds from now; :class:`LeaseLostError` if it is no longer ours.
 
         Other writers may have changed the entity's other columns since the last lease write: the lease is
-        still ours as long as its token is, and the renewal retries on the version it re-read.
+        still ours as long as its token is (see :meth:`write`).
         """
-        entity: Entity | None = lease.entity
-        for _ in range(5):
-            if entity is None:
-                entity = self.store.get(self.partition, lease.name)
-            if entity is None or entity.get("lease_token") != lease.token:
-                raise LeaseLostError(
-                    f"lease on {self.partition}/{lease.name} held by {lease.owner} was lost "
-                    "(expired and taken, or released): stop working on it"
-                )
-            expires = utcnow() + timedelta(seconds=ttl)
-            values: dict[str, Any] = {"lease_expires": expires}
-            if extra:
-                values.update(extra)
-            try:
-                written = self.store.cas_merge(entity, values)
-            except ConcurrencyError:
-                entity = None
-                continue
-            return replace(lease, expires=expires, entity=written)
-        raise LeaseLostError(
-            f"could not renew the lease on {self.partition}/{lease.name}: too much contention"
-        )
+        expires = utcnow() + timedelta(seconds=ttl)
+        return replace(self.write(lease, {"lease_expires": expires, **(extra or {})}), expires=expires)
 
     def write(self, lease: Lease, values: dict[str, Any]) -> Lease:
-        """Write ``values`` to the leased entity only while the lease is still ours (CAS on the token)."""
+        """Write ``values`` to the leased entity only while the lease is still ours: a compare-and-swap on the
+        version last seen, re-read and retried while the token is unchanged (other columns may have moved)."""
         entity: Entity | None = lease.entity
         for _ in range(5):
             if entity is None:
                 entity = self.store.get(self.partition, lease.name)
             if entity is None or entity.get("lease_token") != lease.token:
                 raise LeaseLostError(
-                    f"lease on {self.partition}/{lease.name} was lost: not writing {sorted(values)}"
+                    f"lease on {self.partition}/{lease.name} held by {lease.owner} was lost (expired and "
+                    f"taken, or released): not writing {sorted(values)}; stop working on it"
                 )
             try:
                 written = self.store.cas_merge(entity, values)
