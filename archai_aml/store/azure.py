@@ -632,43 +632,33 @@ class AzureStore(Store):
 
     # ------------------------------------------------------------------------------ lazy creation
     def _ensure_table(self) -> None:
-        if self._table_ready:
-            return
-        with self._lock:
-            if self._table_ready:
-                return
-            try:
-                self._table.create_table()
-                log.info("created table %s", self.table_name)
-            except ResourceExistsError:
-                pass
-            except HttpResponseError as exc:
-                if exc.status_code != 403:
-                    raise self._fail(f"creating table {self.table_name}", exc) from exc
-                # A table-scoped SAS may not create tables: assume it exists; the next call says otherwise.
-                log.debug("not allowed to create table %s; assuming it exists", self.table_name)
-            except ServiceRequestError as exc:
-                raise self._fail(f"creating table {self.table_name}", exc) from exc
-            self._table_ready = True
+        if not self._table_ready:
+            self._ensure("table", self.table_name, self._table.create_table, "_table_ready")
 
     def _ensure_container(self) -> None:
-        if self._container_ready:
-            return
+        if not self._container_ready:
+            self._ensure(
+                "blob container", self.container_name, self._container.create_container, "_container_ready"
+            )
+
+    def _ensure(self, kind: str, name: str, create: Callable[[], Any], ready_flag: str) -> None:
+        """Create the table or container once per store (idempotent; several processes may race)."""
         with self._lock:
-            if self._container_ready:
+            if getattr(self, ready_flag):
                 return
             try:
-                self._container.create_container()
-                log.info("created blob container %s", self.container_name)
+                create()
+                log.info("created %s %s", kind, name)
             except ResourceExistsError:
                 pass
             except HttpResponseError as exc:
                 if exc.status_code != 403:
-                    raise self._fail(f"creating container {self.container_name}", exc) from exc
-                log.debug("not allowed to create container %s; assuming it exists", self.container_name)
+                    raise self._fail(f"creating {kind} {name}", exc) from exc
+                # A scoped SAS may not create it: assume it exists; the next call says otherwise.
+                log.debug("not allowed to create %s %s; assuming it exists", kind, name)
             except ServiceRequestError as exc:
-                raise self._fail(f"creating container {self.container_name}", exc) from exc
-            self._container_ready = True
+                raise self._fail(f"creating {kind} {name}", exc) from exc
+            setattr(self, ready_flag, True)
 
     # ---------------------------------------------------------------------------------- entities
     def get(self, partition: str, name: str) -> Entity | None:
