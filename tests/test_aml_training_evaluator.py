@@ -6,6 +6,7 @@ import json
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,18 @@ def test_timeout_cancels_pipeline_and_marks_rows(tmp_path: Path) -> None:
     assert row is not None and row["status"] == "canceled" and "timed out" in row["error"]
 
 
+@pytest.fixture
+def sigint_raises() -> Iterator[None]:
+    """Python raises KeyboardInterrupt on SIGINT only under its default handler, which it does not install
+    when it starts with SIGINT ignored (a background job of a non-interactive shell): install it here."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("sigint_raises")
 def test_ctrl_c_cancels_pipeline_and_marks_rows(tmp_path: Path) -> None:
     ev = evaluator(tmp_path, env={"STUB_SLEEP": "30"}, training={"max_parallel": 1})
     for m in make_models(2):
