@@ -20,8 +20,9 @@ ifneq ($(HAS_GPU),1)
 endif
 	touch $@
 
+# the main job builds real azure-ai-ml pipeline objects even when it runs them locally: the azure extra
 $(VENV)/.installed: $(VENV)/.base pyproject.toml
-	$(PIP) install -q -e .
+	$(PIP) install -q -e '.[azure]'
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.base pyproject.toml

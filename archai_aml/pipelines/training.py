@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from archai_aml._optional import require
 from archai_aml.config import ArchaiAmlConfig, DatastoresConfig, StoreConfig
 from archai_aml.errors import ConfigError, JobError
 from archai_aml.pipelines.base import JobRunner
@@ -143,6 +144,7 @@ def build_training_pipeline(
     batch_id: str,
 ) -> Any:
     """A ``PipelineJob`` with one ``command`` node per model id (named after it), not submitted."""
+    require("azure.ai.ml", feature="building Azure ML training pipelines (also for local runs)")
     from azure.ai.ml import Input, Output, command, dsl
     from azure.ai.ml.entities import ManagedIdentityConfiguration, UserIdentityConfiguration
 

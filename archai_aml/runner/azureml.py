@@ -16,6 +16,7 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
+from archai_aml._optional import require
 from archai_aml.config import ArchaiAmlConfig, StoreConfig
 from archai_aml.errors import ConfigError, JobError
 from archai_aml.store import job_environment
@@ -35,6 +36,7 @@ def build_runner_job(
     timeout_s: int | None = None,
 ) -> Any:
     """The ``azure.ai.ml`` command job that runs ``instances`` device-less runners on the CPU cluster."""
+    require("azure.ai.ml", feature="submitting runners as an Azure ML job")
     from azure.ai.ml import MpiDistribution, command
     from azure.ai.ml.entities import ManagedIdentityConfiguration, UserIdentityConfiguration
 

@@ -110,6 +110,10 @@ def open_store(config: StoreConfig | None = None, **kwargs: Any) -> Store:
             **kwargs,
         )
     else:
+        from archai_aml._optional import require
+
+        require("azure.data.tables", feature="the azure store backend")
+        require("azure.storage.blob", feature="the azure store backend")
         from archai_aml.store.azure import AzureStore
 
         store = AzureStore.from_config(config, **kwargs)
