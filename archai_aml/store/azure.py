@@ -697,25 +697,27 @@ class AzureStore(Store):
         self, partition: str, name: str, columns: dict[str, Any], expected_version: str | None
     ) -> Entity:
         body = {"PartitionKey": partition, "RowKey": name, **_to_table(columns)}
+        response = self._write(body, UpdateMode.REPLACE, expected_version, "replacing")
+        return _written(partition, name, columns, response)
+
+    def _write(self, body: dict[str, Any], mode: UpdateMode, expected_version: str | None, what: str) -> Any:
+        """Upsert ``body`` (no ``expected_version``) or update it conditionally on that ETag; a moved or
+        missing entity is a :class:`ConcurrencyError`, any other failure a :class:`StoreError`."""
+        partition, name = body["PartitionKey"], body["RowKey"]
         try:
             if expected_version is None:
-                response = self._table.upsert_entity(body, mode=UpdateMode.REPLACE)
-            else:
-                response = self._table.update_entity(
-                    body,
-                    mode=UpdateMode.REPLACE,
-                    etag=expected_version,
-                    match_condition=MatchConditions.IfNotModified,
-                )
+                return self._table.upsert_entity(body, mode=mode)
+            return self._table.update_entity(
+                body, mode=mode, etag=expected_version, match_condition=MatchConditions.IfNotModified
+            )
         except (ResourceModifiedError, ResourceNotFoundError):
             raise ConcurrencyError(partition, name, expected_version) from None
         except HttpResponseError as exc:
             if exc.status_code in (404, 412):
                 raise ConcurrencyError(partition, name, expected_version) from None
-            raise self._fail(f"replacing {partition}/{name}", exc) from exc
+            raise self._fail(f"{what} {partition}/{name}", exc) from exc
         except ServiceRequestError as exc:
-            raise self._fail(f"replacing {partition}/{name}", exc) from exc
-        return _written(partition, name, columns, response)
+            raise self._fail(f"{what} {partition}/{name}", exc) from exc
 
     def merge(
         self, partition: str, name: str, values: Mapping[str, Any], *, expected_version: str | None = None
@@ -733,24 +735,7 @@ class AzureStore(Store):
         if any(v is None for v in columns.values()):
             return self._merge_removing(partition, name, columns, expected_version)
         body = {"PartitionKey": partition, "RowKey": name, **_to_table(columns)}
-        try:
-            if expected_version is None:
-                self._table.upsert_entity(body, mode=UpdateMode.MERGE)
-            else:
-                self._table.update_entity(
-                    body,
-                    mode=UpdateMode.MERGE,
-                    etag=expected_version,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-        except (ResourceModifiedError, ResourceNotFoundError):
-            raise ConcurrencyError(partition, name, expected_version) from None
-        except HttpResponseError as exc:
-            if exc.status_code in (404, 412):
-                raise ConcurrencyError(partition, name, expected_version) from None
-            raise self._fail(f"merging into {partition}/{name}", exc) from exc
-        except ServiceRequestError as exc:
-            raise self._fail(f"merging into {partition}/{name}", exc) from exc
+        self._write(body, UpdateMode.MERGE, expected_version, "merging into")
         entity = self.get(partition, name)
         if entity is None:  # deleted right after our write
             raise ConcurrencyError(partition, name, expected_version)
@@ -770,18 +755,7 @@ class AzureStore(Store):
         if any(v is None for v in columns.values()):
             return self._replace(partition, name, merged, version)
         body = {"PartitionKey": partition, "RowKey": name, **_to_table(columns)}
-        try:
-            response = self._table.update_entity(
-                body, mode=UpdateMode.MERGE, etag=version, match_condition=MatchConditions.IfNotModified
-            )
-        except (ResourceModifiedError, ResourceNotFoundError):
-            raise ConcurrencyError(partition, name, version) from None
-        except HttpResponseError as exc:
-            if exc.status_code in (404, 412):
-                raise ConcurrencyError(partition, name, version) from None
-            raise self._fail(f"merging into {partition}/{name}", exc) from exc
-        except ServiceRequestError as exc:
-            raise self._fail(f"merging into {partition}/{name}", exc) from exc
+        response = self._write(body, UpdateMode.MERGE, version, "merging into")
         return _written(partition, name, merged, response)
 
     def _merge_removing(
