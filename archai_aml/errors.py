@@ -6,6 +6,8 @@ secrets (account keys, connection strings, SAS tokens).
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ArchaiAmlError(Exception):
     """Base class of every error raised by archai-aml."""
@@ -76,9 +78,16 @@ class JobError(ArchaiAmlError):
 class TrainingFailedError(ArchaiAmlError):
     """Too many models of a batch failed to train; the message names each one with its error."""
 
+    #: The batch's :class:`~archai_aml.pipelines.monitor.BatchResult` (set by the completion monitor).
+    result: Any = None
+
 
 class EvaluationTimeoutError(ArchaiAmlError):
     """Waiting for results took longer than allowed."""
+
+    #: Set by the completion monitor: the batch's ``BatchResult`` so far and the ids still pending.
+    result: Any = None
+    pending: list[str] | None = None
 
 
 class TargetError(ArchaiAmlError):

@@ -63,6 +63,10 @@ class LastJobReportsLate:
     def node_statuses(self, job_id: str) -> dict[str, str]:
         return {}
 
+    def wait_for_change(self, job_id: str, timeout: float) -> bool:
+        time.sleep(timeout)
+        return False
+
 
 def make_models(n: int, prefix: str) -> list[Any]:
     import torch

@@ -173,7 +173,7 @@ class AmlPartialTrainingEvaluator(AsyncModelEvaluator):
             self._cancel(pipeline_id, model_ids, batch_id, f"timed out after {self.timeout_seconds:g} s")
             raise
         except TrainingFailedError as exc:
-            self.last_result = getattr(exc, "result", None)
+            self.last_result = exc.result
             raise
         self.last_result = result
         return result.rows

@@ -19,12 +19,11 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from tqdm import tqdm
 
 from archai_aml.errors import ConcurrencyError, EvaluationTimeoutError, TrainingFailedError
-from archai_aml.pipelines.base import CANCELED, COMPLETED, is_terminal
+from archai_aml.pipelines.base import CANCELED, COMPLETED, JobRunner, is_terminal
 from archai_aml.store.base import Entity, Store
 
 __all__ = ["DONE_STATUSES", "BatchResult", "CompletionMonitor"]
@@ -58,7 +57,7 @@ class CompletionMonitor:
     def __init__(
         self,
         store: Store,
-        job_runner: Any,
+        job_runner: JobRunner,
         experiment: str,
         *,
         timeout_seconds: float = 3600.0,
@@ -206,18 +205,14 @@ class CompletionMonitor:
                         f"{self.timeout_seconds:g} s with {len(pending)} of {len(ids)} models unfinished: {names}; "
                         "raise training.timeout_seconds or check the jobs' logs"
                     )
-                    err.result = result  # type: ignore[attr-defined]
-                    err.pending = sorted(pending)  # type: ignore[attr-defined]
+                    err.result = result
+                    err.pending = sorted(pending)
                     raise err
                 interval = (
                     self.poll_interval_min_s if progressed else min(interval * 2, self.poll_interval_max_s)
                 )
                 sleep = min(interval, max(self.timeout_seconds - elapsed, 0.0) + 1e-3)
-                waiter = getattr(self.job_runner, "wait_for_change", None)
-                if waiter is not None:
-                    waiter(pipeline_id, sleep)
-                else:
-                    time.sleep(sleep)
+                self.job_runner.wait_for_change(pipeline_id, sleep)
         finally:
             bar.close()
         result = self._result(ids, final, final, polls, time.monotonic() - start, pipeline_status)
@@ -261,5 +256,5 @@ class CompletionMonitor:
                 f"(rate {rate:.2f} > max_failure_rate {self.max_failure_rate:.2f}):\n{details}\n"
                 "fix the training script (see each job's log) or raise training.max_failure_rate"
             )
-            err.result = result  # type: ignore[attr-defined]
+            err.result = result
             raise err
