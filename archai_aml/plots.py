@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from archai_aml.store.base import Store
+from archai_aml.store.base import Store, as_float
 
 __all__ = ["numeric", "pareto_front", "plot_experiment", "plot_pareto"]
 
@@ -27,13 +27,8 @@ log = logging.getLogger(__name__)
 
 def numeric(value: Any) -> float | None:
     """``value`` as a finite float, or None (missing, not a number, NaN or infinite)."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
+    f = as_float(value)
+    return f if f is not None and math.isfinite(f) else None
 
 
 def pareto_front(points: Sequence[Sequence[float]], maximize: bool | Sequence[bool] = False) -> list[int]:

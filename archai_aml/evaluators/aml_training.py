@@ -25,18 +25,11 @@ from archai_aml.pipelines.base import JobRunner
 from archai_aml.pipelines.monitor import DONE_STATUSES, BatchResult, CompletionMonitor
 from archai_aml.pipelines.training import model_id_for, start_training_pipeline, store_config_of
 from archai_aml.store import Store, open_store
-from archai_aml.store.base import Entity
+from archai_aml.store.base import Entity, as_float
 
 __all__ = ["AmlPartialTrainingEvaluator"]
 
 log = logging.getLogger(__name__)
-
-
-def _as_float(value: Any) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 class AmlPartialTrainingEvaluator(AsyncModelEvaluator):
@@ -99,8 +92,7 @@ class AmlPartialTrainingEvaluator(AsyncModelEvaluator):
         if row is None or row.get("status") != "complete":
             return False
         return (
-            _as_float(row.get(self.metric_key)) is not None
-            and (_as_float(row.get("epochs")) or 0.0) >= epochs
+            as_float(row.get(self.metric_key)) is not None and (as_float(row.get("epochs")) or 0.0) >= epochs
         )
 
     @overrides
@@ -210,7 +202,7 @@ class AmlPartialTrainingEvaluator(AsyncModelEvaluator):
         summary = []
         for model_id, arch in zip(ids, models, strict=True):
             row = rows.get(model_id) or {}
-            metric = _as_float(row.get(self.metric_key)) if row.get("status") == "complete" else None
+            metric = as_float(row.get(self.metric_key)) if row.get("status") == "complete" else None
             out.append(metric)
             summary.append(
                 {
@@ -218,7 +210,7 @@ class AmlPartialTrainingEvaluator(AsyncModelEvaluator):
                     "archid": str(arch.archid),
                     "metric": metric,
                     "status": row.get("status"),
-                    "epochs": _as_float(row.get("epochs")),
+                    "epochs": as_float(row.get("epochs")),
                     "error": row.get("error"),
                     "reused": model_id in reused,
                 }
