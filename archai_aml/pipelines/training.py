@@ -26,8 +26,9 @@ from archai_aml._optional import require
 from archai_aml.config import ArchaiAmlConfig, DatastoresConfig, StoreConfig
 from archai_aml.errors import ConfigError, JobError
 from archai_aml.pipelines.base import JobRunner
-from archai_aml.store import Store, job_environment
+from archai_aml.store import ENV_CLIENT_ID, Store, job_environment
 from archai_aml.store.base import Entity
+from archai_aml.training.job import ENV_BATCH, ENV_EXPERIMENT, ENV_METRIC_KEY, ENV_MODEL_ID
 
 __all__ = [
     "ENV_BATCH",
@@ -44,11 +45,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-ENV_EXPERIMENT = "ARCHAI_AML_EXPERIMENT"
-ENV_MODEL_ID = "ARCHAI_AML_MODEL_ID"
-ENV_BATCH = "ARCHAI_AML_BATCH"
-ENV_METRIC_KEY = "ARCHAI_AML_METRIC_KEY"
 
 #: The placeholders filled per model in ``training.command``; any other ``{...}`` (``${{inputs.data}}``) stays.
 PLACEHOLDERS = ("model_id", "experiment", "epochs", "arch_file")
@@ -166,8 +162,8 @@ def build_training_pipeline(
 
     base_env = dict(training.environment_variables)
     base_env.update(job_environment(store_config))
-    if aml is not None and aml.identity_client_id and "ARCHAI_AML_STORE_CLIENT_ID" not in base_env:
-        base_env["ARCHAI_AML_STORE_CLIENT_ID"] = aml.identity_client_id
+    if aml is not None and aml.identity_client_id and ENV_CLIENT_ID not in base_env:
+        base_env[ENV_CLIENT_ID] = aml.identity_client_id
     base_env[ENV_EXPERIMENT] = experiment
     base_env[ENV_BATCH] = batch_id
     base_env[ENV_METRIC_KEY] = training.metric_key

@@ -47,7 +47,10 @@ from archai_aml.store.base import Entity
 
 __all__ = [
     "ENV_BATCH",
+    "ENV_EXPERIMENT",
     "ENV_JOB_ID",
+    "ENV_METRIC_KEY",
+    "ENV_MODEL_ID",
     "ENV_PIPELINE_ID",
     "ERROR_MAX_CHARS",
     "TrainingJob",
@@ -58,6 +61,7 @@ log = logging.getLogger(__name__)
 
 ENV_JOB_ID = "AZUREML_RUN_ID"
 ENV_PIPELINE_ID = "AZUREML_ROOT_RUN_ID"
+#: Set on every training node by the training pipeline (archai_aml.pipelines.training), read here.
 ENV_BATCH = "ARCHAI_AML_BATCH"
 ENV_EXPERIMENT = "ARCHAI_AML_EXPERIMENT"
 ENV_MODEL_ID = "ARCHAI_AML_MODEL_ID"
