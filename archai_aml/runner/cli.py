@@ -7,11 +7,14 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archai_aml.config import ArchaiAmlConfig, StoreConfig, load_config
 from archai_aml.errors import ConfigError
 from archai_aml.targets.base import Target
+
+if TYPE_CHECKING:
+    from archai_aml.runner.http_counter import HttpCounter
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +83,7 @@ def _runner(args: argparse.Namespace) -> int:
         job = submit_runner_job(config, instances=args.submit, target=args.target or "cpu")
         log.warning("submitted Azure ML job %s", getattr(job, "name", job))
         return 0
-    from archai_aml.runner.counting import CountingStore, HttpCounter
+    from archai_aml.runner.counting import CountingStore
     from archai_aml.runner.worker import Runner, RunnerSettings
     from archai_aml.store import open_store
 
@@ -113,7 +116,11 @@ def _runner(args: argparse.Namespace) -> int:
     )
     target = make_target(args.target or tc.name)
     store_config = _store_config(config)
-    http = HttpCounter() if store_config.backend == "azure" else None
+    http: HttpCounter | None = None
+    if store_config.backend == "azure":  # azure-core is there only with the azure extra
+        from archai_aml.runner.http_counter import HttpCounter
+
+        http = HttpCounter()
     store = CountingStore(open_store(store_config, **({"per_call_policies": [http]} if http else {})))
     runner = Runner(store, target, settings)
     runner.install_signal_handlers()

@@ -1,6 +1,6 @@
 """Request counting (for ``--stats`` and the fleet benchmark): :class:`CountingStore` counts the calls of
-the store protocol, :class:`HttpCounter` the HTTP requests an Azure store really sends (a ``merge`` may be
-two requests there, a folder upload many)."""
+the store protocol; :class:`~archai_aml.runner.http_counter.HttpCounter` counts the HTTP requests an Azure
+store really sends."""
 
 from __future__ import annotations
 
@@ -10,32 +10,9 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from azure.core.pipeline import PipelineRequest
-from azure.core.pipeline.policies import SansIOHTTPPolicy
-
 from archai_aml.store.base import Entity, Store, Value
 
-__all__ = ["CountingStore", "HttpCounter"]
-
-
-class HttpCounter(SansIOHTTPPolicy):  # type: ignore[type-arg]
-    """An azure-core policy counting every HTTP request (each retry too) by method and service
-    (``GET table``, ``PUT blob``...). Pass it as ``open_store(config, per_call_policies=[counter])``."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        self._lock = threading.Lock()
-
-    def on_request(self, request: PipelineRequest) -> None:  # type: ignore[type-arg]
-        http = request.http_request
-        service = "table" if "DataServiceVersion" in http.headers else "blob"  # header the table SDK sets
-        with self._lock:
-            self.counts[f"{http.method} {service}"] += 1
-
-    @property
-    def total(self) -> int:
-        with self._lock:
-            return sum(self.counts.values())
+__all__ = ["CountingStore"]
 
 
 class CountingStore(Store):
