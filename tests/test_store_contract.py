@@ -355,6 +355,12 @@ def test_download_all_by_name_and_by_regex(store: Store, tmp_path: Path) -> None
     assert len(paths) == 2
     assert (regex_out / "sub/deeper/c.onnx").read_bytes() == b"second onnx"
 
+    # names and a pattern: the named blobs that match
+    both_out = tmp_path / "both"
+    paths = store.download(P, "m1", both_out, blob_names=["model.onnx", "log.txt"], pattern=r"\.onnx$")
+    assert [p.relative_to(both_out).as_posix() for p in paths] == ["model.onnx"]
+    assert not (both_out / "log.txt").exists()
+
     with pytest.raises(FileNotFoundError):
         store.download(P, "m1", tmp_path / "missing", blob_names=["not-there.bin"])
 

@@ -66,8 +66,13 @@ from archai_aml.store.base import (
     Store,
     Value,
     as_set,
+    check_blob_name,
     check_key,
+    matching,
+    requested_blobs,
     safe_blob_path,
+    to_utc,
+    upload_plan,
     user_columns,
 )
 
@@ -162,7 +167,7 @@ def odata_literal(value: Value) -> str:
         text = repr(value)
         return text if any(c in text for c in ".eE") else text + ".0"
     if isinstance(value, datetime):
-        return "datetime'" + _utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ") + "'"
+        return "datetime'" + to_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ") + "'"
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
     raise TypeError(f"cannot filter on a {type(value).__name__}")
@@ -207,15 +212,9 @@ def odata_filter(
 
 
 # -------------------------------------------------------------------------------------- conversions
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
-
-
 def _plain_datetime(value: datetime) -> datetime:
     """A plain ``datetime`` in UTC (the SDK returns a ``TablesEntityDatetime`` subclass)."""
-    value = _utc(value)
+    value = to_utc(value)
     return datetime(
         value.year,
         value.month,
@@ -242,7 +241,7 @@ def _to_table(values: Mapping[str, Any]) -> dict[str, Any]:
         elif isinstance(value, float):
             out[key] = EntityProperty(value, EdmType.DOUBLE)
         elif isinstance(value, datetime):
-            out[key] = _utc(value)
+            out[key] = to_utc(value)
         else:  # user_columns() has already rejected other types
             raise TypeError(f"column {key!r}: cannot store a {type(value).__name__}")
     return out
@@ -886,18 +885,13 @@ class AzureStore(Store):
         check_key(partition, name if name is not None else "x")
         return f"{partition}/" if name is None else f"{partition}/{name}/"
 
-    @staticmethod
-    def _check_relative(blob_name: str) -> str:
-        safe_blob_path("/", blob_name)  # rejects absolute names, '..', empty parts and backslashes
-        return blob_name
-
     def _pool(self, max_concurrency: int | None) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=max(1, max_concurrency or self.max_concurrency))
 
     def upload_bytes(
         self, partition: str, name: str, blob_name: str, data: bytes, *, overwrite: bool = True
     ) -> str:
-        full = self._prefix(partition, name) + self._check_relative(blob_name)
+        full = self._prefix(partition, name) + check_blob_name(blob_name)
         self._ensure_container()
         try:
             self._container.upload_blob(full, data, overwrite=overwrite)
@@ -917,19 +911,8 @@ class AzureStore(Store):
         overwrite: bool = True,
         max_concurrency: int | None = None,
     ) -> list[str]:
-        source = Path(local_path)
         prefix = self._prefix(partition, name)
-        if source.is_file():
-            jobs = [(source, self._check_relative(blob_name or source.name))]
-        elif source.is_dir():
-            base = self._check_relative(blob_name.strip("/")) + "/" if blob_name else ""
-            jobs = [
-                (path, base + path.relative_to(source).as_posix())
-                for path in sorted(source.rglob("*"))
-                if path.is_file()
-            ]
-        else:
-            raise FileNotFoundError(f"nothing to upload at {source}")
+        jobs = upload_plan(local_path, blob_name)
         self._ensure_container()
 
         def send(job: tuple[Path, str]) -> str:
@@ -969,7 +952,7 @@ class AzureStore(Store):
         return results
 
     def download_bytes(self, partition: str, name: str, blob_name: str) -> bytes:
-        full = self._prefix(partition, name) + self._check_relative(blob_name)
+        full = self._prefix(partition, name) + check_blob_name(blob_name)
         self._ensure_container()
         try:
             return self._container.download_blob(full).readall()
@@ -990,7 +973,7 @@ class AzureStore(Store):
     ) -> list[Path]:
         prefix = self._prefix(partition, name)
         if blob_names is not None:
-            relatives = list(blob_names)
+            relatives = requested_blobs(blob_names, pattern)
         else:
             relatives = self._list(prefix, pattern)
         folder = Path(target_folder)
@@ -1017,12 +1000,11 @@ class AzureStore(Store):
 
     def _list(self, prefix: str, pattern: str | None) -> list[str]:
         self._ensure_container()
-        regex = re.compile(pattern) if pattern else None
         try:
             names = [blob.name[len(prefix) :] for blob in self._container.list_blobs(name_starts_with=prefix)]
         except (HttpResponseError, ServiceRequestError) as exc:
             raise self._fail(f"listing blobs under {prefix}", exc) from exc
-        return sorted(n for n in names if regex is None or regex.search(n))
+        return sorted(matching(names, pattern))
 
     def list_blobs(self, partition: str, name: str | None = None, *, pattern: str | None = None) -> list[str]:
         return self._list(self._prefix(partition, name), pattern)

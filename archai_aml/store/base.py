@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import abc
 import re
-from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -69,24 +69,70 @@ def user_columns(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def safe_blob_path(folder: str | Path, blob_name: str) -> Path:
-    """The local path of ``blob_name`` under ``folder``, or :class:`UnsafeBlobNameError` if it would escape."""
+def check_blob_name(blob_name: str) -> str:
+    """``blob_name`` if it is a safe relative name, else :class:`UnsafeBlobNameError` (absolute, ``..``, an
+    empty part, a drive letter, ``\\`` or NUL)."""
     if not blob_name or "\x00" in blob_name or "\\" in blob_name:
         raise UnsafeBlobNameError(f"blob name {blob_name!r} is empty or holds '\\' or NUL")
-    pure = PurePosixPath(blob_name)
     if (
-        pure.is_absolute()
+        PurePosixPath(blob_name).is_absolute()
         or any(part in ("..", "") for part in blob_name.split("/"))
         or re.match(r"^[A-Za-z]:", blob_name)
     ):
         raise UnsafeBlobNameError(
             f"blob name {blob_name!r} would escape the download folder (absolute, '..' or empty part): nothing written"
         )
+    return blob_name
+
+
+def safe_blob_path(folder: str | Path, blob_name: str) -> Path:
+    """The local path of ``blob_name`` under ``folder``, or :class:`UnsafeBlobNameError` if it would escape."""
+    check_blob_name(blob_name)
     root = Path(folder).resolve()
-    target = (root / Path(*pure.parts)).resolve()
+    target = (root / Path(*PurePosixPath(blob_name).parts)).resolve()
     if target != root and root not in target.parents:
         raise UnsafeBlobNameError(f"blob name {blob_name!r} resolves outside {root}: nothing written")
     return target
+
+
+def matching(names: Iterable[str], pattern: str | None) -> list[str]:
+    """The names (in their order) that the regex ``pattern`` finds (``re.search``); all when it is None."""
+    if pattern is None:
+        return list(names)
+    regex = re.compile(pattern)
+    return [n for n in names if regex.search(n)]
+
+
+def upload_plan(local_path: str | Path, blob_name: str | None) -> list[tuple[Path, str]]:
+    """(file, relative blob name) pairs of :meth:`Store.upload`, every name checked: one file (named
+    ``blob_name`` or its file name) or each file under a folder (under ``blob_name/`` when given), sorted."""
+    source = Path(local_path)
+    if source.is_file():
+        pairs = [(source, blob_name or source.name)]
+    elif source.is_dir():
+        prefix = f"{blob_name.rstrip('/')}/" if blob_name else ""
+        pairs = [
+            (p, prefix + p.relative_to(source).as_posix()) for p in sorted(source.rglob("*")) if p.is_file()
+        ]
+    else:
+        raise FileNotFoundError(f"nothing to upload at {source}")
+    for _, name in pairs:
+        check_blob_name(name)
+    return pairs
+
+
+def requested_blobs(blob_names: Sequence[str], pattern: str | None) -> list[str]:
+    """The names given to :meth:`Store.download` that match ``pattern``, each given name checked first."""
+    for name in blob_names:
+        check_blob_name(name)
+    return matching(blob_names, pattern)
+
+
+def to_utc(value: datetime) -> datetime:
+    """``value`` in UTC; a naive datetime is taken to be UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
 
 
 class Store(abc.ABC):

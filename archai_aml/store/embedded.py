@@ -43,7 +43,19 @@ from archai_aml.errors import (
     StoreError,
     UnsafeBlobNameError,
 )
-from archai_aml.store.base import Entity, Store, Value, as_set, check_key, safe_blob_path, user_columns
+from archai_aml.store.base import (
+    Entity,
+    Store,
+    Value,
+    as_set,
+    check_key,
+    matching,
+    requested_blobs,
+    safe_blob_path,
+    to_utc,
+    upload_plan,
+    user_columns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +86,8 @@ INSERT OR IGNORE INTO version_counter (id, value) VALUES (0, 0);
 
 
 # ------------------------------------------------------------------------------------------ value codec
-def _utc(value: datetime) -> datetime:
-    """``value`` in UTC; a naive datetime is taken to be UTC already."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
-
-
 def _format_datetime(value: datetime) -> str:
-    return _utc(value).replace(tzinfo=None).isoformat(timespec="microseconds")
+    return to_utc(value).replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
 def _parse_datetime(text: str) -> datetime:
@@ -481,20 +486,10 @@ class EmbeddedStore(Store):
         max_concurrency: int | None = None,
     ) -> list[str]:
         check_key(partition, name)
-        source = Path(local_path)
         folder = self._folder(partition, name)
-        if source.is_file():
-            pairs = [(source, blob_name or source.name)]
-        elif source.is_dir():
-            prefix = f"{blob_name.rstrip('/')}/" if blob_name else ""
-            pairs = [
-                (p, prefix + p.relative_to(source).as_posix())
-                for p in sorted(source.rglob("*"))
-                if p.is_file()
-            ]
-        else:
-            raise FileNotFoundError(f"nothing to upload at {source}")
-        targets = [(src, blob, safe_blob_path(folder, blob)) for src, blob in pairs]  # check all first
+        targets = [  # every name checked before anything is written
+            (src, blob, safe_blob_path(folder, blob)) for src, blob in upload_plan(local_path, blob_name)
+        ]
 
         def copy(item: tuple[Path, str, Path]) -> str:
             src, blob, target = item
@@ -506,10 +501,10 @@ class EmbeddedStore(Store):
             self._write_file(target, write, overwrite=overwrite)
             return f"{partition}/{name}/{blob}"
 
-        workers = max(1, min(max_concurrency or self.max_concurrency, len(targets) or 1))
         if len(targets) <= 1:
             done = [copy(t) for t in targets]
         else:
+            workers = max(1, min(max_concurrency or self.max_concurrency, len(targets)))
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="upload") as pool:
                 done = list(pool.map(copy, targets))
         log.debug("uploaded %d blob(s) to %s/%s", len(done), partition, name)
@@ -535,12 +530,7 @@ class EmbeddedStore(Store):
         check_key(partition, name)
         folder = self._folder(partition, name)
         if blob_names is not None:
-            names = list(blob_names)
-            for n in names:  # refuse unsafe names before looking anything up
-                safe_blob_path(target_folder, n)
-            if pattern is not None:
-                regex = re.compile(pattern)
-                names = [n for n in names if regex.search(n)]
+            names = requested_blobs(blob_names, pattern)  # unsafe names refused before any look-up
             missing = [n for n in names if not safe_blob_path(folder, n).is_file()]
             if missing:
                 raise FileNotFoundError(f"no blob(s) {missing} under {partition}/{name}")
@@ -575,14 +565,8 @@ class EmbeddedStore(Store):
         folder = self._folder(partition, name)
         if not folder.is_dir():
             return []
-        regex = re.compile(pattern) if pattern is not None else None
-        found = []
-        for path in folder.rglob("*"):
-            if path.is_file():
-                rel = path.relative_to(folder).as_posix()
-                if regex is None or regex.search(rel):
-                    found.append(rel)
-        return sorted(found)
+        files = (path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
+        return sorted(matching(files, pattern))
 
     def delete_blobs(self, partition: str, name: str, *, pattern: str | None = None) -> int:
         folder = self._folder(partition, name)
