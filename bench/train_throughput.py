@@ -45,7 +45,7 @@ from search_space import SegmentationSearchSpace  # noqa: E402
 from archai_aml.config import ArchaiAmlConfig, StoreConfig, TrainingConfig  # noqa: E402
 from archai_aml.pipelines.local import LocalJobRunner  # noqa: E402
 from archai_aml.pipelines.training import start_training_pipeline  # noqa: E402
-from archai_aml.store import job_environment, open_store  # noqa: E402
+from archai_aml.store import open_store  # noqa: E402
 
 BASE_COMMAND = (
     "python train.py --data ${{inputs.data}} --output ${{outputs.output}} --model-id {model_id} "
@@ -96,13 +96,7 @@ def run_way(
             timeout_seconds=timeout,
         ),
     )
-    runner = LocalJobRunner(
-        config.training.local_root,
-        max_parallel=concurrency,
-        jobs_per_gpu=concurrency,
-        gpus=[0] if gpu else [],
-        env=job_environment(store_config, include_secrets=True),
-    )
+    runner = LocalJobRunner.from_config(config, store_config)
     start = time.perf_counter()
     with open_store(store_config) as store:
         job, model_ids = start_training_pipeline(
@@ -160,6 +154,43 @@ def print_table(results: list[dict[str, Any]]) -> None:
         )
 
 
+def compare(
+    device: str,
+    results: list[dict[str, Any]],
+    figures: dict[str, float | None],
+    *,
+    work: Path,
+    models: list[Any],
+    data: Path,
+    anchor_flags: str,
+    ours_flags: str,
+    concurrency: int,
+    timeout: float,
+) -> None:
+    """Run the anchor's way (one job at a time) and ours (``concurrency`` at once) on ``device`` ("cpu" or
+    "gpu"); append both to ``results`` and set ``figures[f"{device}_..."]``."""
+    ways = {}
+    for way, flags, at_once in (("anchor", anchor_flags, 1), ("ours", ours_flags, concurrency)):
+        ways[way] = run_way(
+            f"{device}_{way}",
+            work=work,
+            models=models,
+            data=data,
+            flags=flags,
+            concurrency=at_once,
+            gpu=device == "gpu",
+            timeout=timeout,
+        )
+        ways[way].update(device=device, way=way)
+    anchor, ours = ways["anchor"], ways["ours"]
+    results += [anchor, ours]
+    figures[f"{device}_images_per_s"] = round(ours["images_per_s"], 2)
+    figures[f"{device}_speedup"] = round(ours["images_per_s"] / anchor["images_per_s"], 3)
+    # the whole batch, submit to last job done: what concurrency buys on a CPU that one job already
+    # saturates inside its training loop (start-up, validation and export of one job overlap another)
+    figures[f"{device}_batch_wall_speedup"] = round(anchor["wall_s"] / ours["wall_s"], 3)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", type=int, default=8)
@@ -203,67 +234,35 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="train_throughput_") as tmp:
         work = Path(tmp)
         if not args.skip_cpu:
-            data = write_data(work / "data_cpu", args.cpu_steps * args.batch_size)
-            cpu_flags = f"{common} --device cpu --num-workers 0"
-            anchor = run_way(
-                "cpu_anchor",
+            cpu_flags = f"{common} --device cpu --num-workers 0 --precision fp32 --channels-last off"
+            compare(
+                "cpu",
+                results,
+                figures,
                 work=work,
                 models=models,
-                data=data,
-                flags=f"{cpu_flags} --precision fp32 --channels-last off",
-                concurrency=1,
-                gpu=False,
-                timeout=args.timeout,
-            )
-            ours = run_way(
-                "cpu_ours",
-                work=work,
-                models=models,
-                data=data,
-                flags=f"{cpu_flags} --precision fp32 --channels-last off --threads 1",
+                data=write_data(work / "data_cpu", args.cpu_steps * args.batch_size),
+                anchor_flags=cpu_flags,
+                ours_flags=f"{cpu_flags} --threads 1",
                 concurrency=args.cpu_jobs,
-                gpu=False,
                 timeout=args.timeout,
             )
-            anchor["device"] = ours["device"] = "cpu"
-            anchor["way"], ours["way"] = "anchor", "ours"
-            results += [anchor, ours]
-            figures["cpu_images_per_s"] = round(ours["images_per_s"], 2)
-            figures["cpu_speedup"] = round(ours["images_per_s"] / anchor["images_per_s"], 3)
-            # the whole batch, submit to last job done: what concurrency buys on a CPU that one job already
-            # saturates inside its training loop (start-up, validation and export of one job overlap another)
-            figures["cpu_batch_wall_speedup"] = round(anchor["wall_s"] / ours["wall_s"], 3)
         if torch.cuda.is_available():
             cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
             workers = args.gpu_workers or max(1, cpus // args.gpu_jobs - 1)
-            data = write_data(work / "data_gpu", args.gpu_steps * args.batch_size)
-            anchor = run_way(
-                "gpu_anchor",
+            compare(
+                "gpu",
+                results,
+                figures,
                 work=work,
                 models=models,
-                data=data,
-                flags=f"{common} --device cuda --precision fp32 --channels-last off --num-workers 2 "
+                data=write_data(work / "data_gpu", args.gpu_steps * args.batch_size),
+                anchor_flags=f"{common} --device cuda --precision fp32 --channels-last off --num-workers 2 "
                 "--no-cudnn-benchmark",
-                concurrency=1,
-                gpu=True,
-                timeout=args.timeout,
-            )
-            ours = run_way(
-                "gpu_ours",
-                work=work,
-                models=models,
-                data=data,
-                flags=f"{common} --device cuda --precision bf16 --channels-last on --num-workers {workers}",
+                ours_flags=f"{common} --device cuda --precision bf16 --channels-last on --num-workers {workers}",
                 concurrency=args.gpu_jobs,
-                gpu=True,
                 timeout=args.timeout,
             )
-            anchor["device"] = ours["device"] = "gpu"
-            anchor["way"], ours["way"] = "anchor", "ours"
-            results += [anchor, ours]
-            figures["gpu_images_per_s"] = round(ours["images_per_s"], 2)
-            figures["gpu_speedup"] = round(ours["images_per_s"] / anchor["images_per_s"], 3)
-            figures["gpu_batch_wall_speedup"] = round(anchor["wall_s"] / ours["wall_s"], 3)
         else:
             print("no CUDA device here: GPU figures not measured (null)")
     print()
