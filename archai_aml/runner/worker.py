@@ -42,6 +42,7 @@ import numpy as np
 from archai_aml.errors import InvalidRowError, LeaseLostError, StoreError, TargetError
 from archai_aml.runner.queue import (
     DEVICE_KINDS,
+    DONE_STATUSES,
     F1_COLUMNS,
     Capabilities,
     WorkItem,
@@ -331,7 +332,7 @@ class Runner:
             pool.shutdown(wait=True)
 
     def _query(self) -> list[Entity]:
-        return self.store.query(self.experiment, status_not=("complete", "error"))
+        return self.store.query(self.experiment, status_not=DONE_STATUSES)
 
     def _take_prefetched(self) -> list[Entity] | None:
         """The rows of the query sent with the last release, with the released row as that write left it
@@ -347,7 +348,7 @@ class Runner:
             return None
         if released is not None:
             rows = [r for r in rows if r.get("name") != released.get("name")]
-            if released.get("status") not in ("complete", "error"):
+            if released.get("status") not in DONE_STATUSES:
                 rows.append(released)
         return rows
 
@@ -443,20 +444,7 @@ class Runner:
                 f"{exc}: {exc.__cause__}" if isinstance(exc, _ItemFailed) and exc.__cause__ else str(exc)
             )
             log.error("%s: %s of %s failed: %s", self.owner, item.label, item.name, message)
-            heartbeat.done.set()
-            self._settle(quiet=True)
-            with holder.lock:
-                released = (
-                    self.leases.release(
-                        holder.lease,
-                        extra={
-                            "status": "error",
-                            "error": f"{item.label}: {message}"[:4000],
-                            "message": f"{item.label} failed on {self.node}",
-                        },
-                    )
-                    is not None
-                )
+            released = self._release_in_error(item, holder, heartbeat, message, "failed")
         except (StoreError, OSError) as exc:
             log.warning(
                 "%s: %s of %s stopped by a store/IO error, will retry: %s",
@@ -467,20 +455,9 @@ class Runner:
             )
         except Exception as exc:  # a bug on this row must not stop the fleet: record it, go on
             log.exception("%s: %s of %s crashed", self.owner, item.label, item.name)
-            heartbeat.done.set()
-            self._settle(quiet=True)
-            with holder.lock, contextlib.suppress(Exception):
-                released = (
-                    self.leases.release(
-                        holder.lease,
-                        extra={
-                            "status": "error",
-                            "error": f"{item.label}: internal error {type(exc).__name__}: {exc}"[:4000],
-                            "message": f"{item.label} crashed on {self.node}",
-                        },
-                    )
-                    is not None
-                )
+            with contextlib.suppress(Exception):
+                error = f"internal error {type(exc).__name__}: {exc}"
+                released = self._release_in_error(item, holder, heartbeat, error, "crashed")
         finally:
             heartbeat.done.set()
             self._settle(quiet=True)
@@ -490,12 +467,33 @@ class Runner:
                         holder.lease, extra={"message": f"{item.label} interrupted on {self.node}"}
                     )
 
+    def _release_in_error(
+        self, item: WorkItem, holder: _LeaseHolder, heartbeat: _Heartbeat, error: str, verb: str
+    ) -> bool:
+        """Stop the heartbeat, wait for the item's writes, release the row in ``error``; True if released."""
+        heartbeat.done.set()
+        self._settle(quiet=True)
+        values = {
+            "status": "error",
+            "error": f"{item.label}: {error}"[:4000],
+            "message": f"{item.label} {verb} on {self.node}",
+        }
+        with holder.lock:
+            return self.leases.release(holder.lease, extra=values) is not None
+
     def _later(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Run a store write (upload, usage row) of the current item on the I/O threads."""
         self._pending.append(self._io.submit(fn, *args, **kwargs))
 
     def _upload(self, name: str, path: Path, blob_name: str) -> None:
         self._later(self.store.upload, self.experiment, name, path, blob_name=blob_name)
+
+    def _record_usage(self, name: str, item: str, start: datetime, end: datetime) -> None:
+        self._later(
+            record_usage,
+            self.usage, device=self.device_id, node=self.node, start=start, end=end,
+            row=name, experiment=self.experiment, item=item,
+        )  # fmt: skip
 
     def _settle(self, *, quiet: bool = False) -> None:
         """Wait for the current item's background writes; raise the first failure unless ``quiet``."""
@@ -525,13 +523,18 @@ class Runner:
         except Exception as exc:
             raise _ItemFailed(what) from exc
 
-    def _download(self, name: str, folder: Path, blob: str) -> Path:
+    def _download(
+        self, name: str, folder: Path, blob: str, *, what: str | None = None, missing: str | None = None
+    ) -> Path:
+        """Download one blob of the row; a missing one fails the item as ``what`` (default: the blob)."""
         try:
             paths = self.store.download(self.experiment, name, folder, blob_names=[blob])
         except FileNotFoundError:
             paths = []
         if not paths:
-            raise _ItemFailed(blob) from FileNotFoundError(f"blob {blob} of {name} is missing")
+            raise _ItemFailed(what or blob) from FileNotFoundError(
+                missing or f"blob {blob} of {name} is missing"
+            )
         return paths[0]
 
     def _do(self, item: WorkItem, holder: _LeaseHolder, folder: Path) -> dict[str, Any]:
@@ -609,15 +612,9 @@ class Runner:
             if not found:
                 raise _ItemFailed(f"missing {prefix} model") from FileNotFoundError(_missing_derived(prefix))
             blob = found[0]
-        try:
-            paths = self.store.download(self.experiment, name, folder, blob_names=[blob])
-        except FileNotFoundError:
-            paths = []
-        if not paths:
-            raise _ItemFailed(f"missing {prefix} model") from FileNotFoundError(
-                _missing_derived(prefix, blob)
-            )
-        return paths[0]
+        return self._download(
+            name, folder, blob, what=f"missing {prefix} model", missing=_missing_derived(prefix, blob)
+        )
 
     def _benchmark(self, item: WorkItem, holder: _LeaseHolder, folder: Path) -> dict[str, Any]:
         name, entity = item.name, holder.lease.entity
@@ -640,11 +637,7 @@ class Runner:
                 w.writerow(["iteration", "latency_ms"])
                 w.writerows(enumerate(result.samples_ms))
         self._upload(name, csv_path, f"benchmark/{csv_path.name}")
-        self._later(
-            record_usage,
-            self.usage, device=self.device_id, node=self.node, start=start, end=end,
-            row=name, experiment=self.experiment, item=item.label,
-        )  # fmt: skip
+        self._record_usage(name, item.label, start, end)
         runs = [float(x) for x in parse_json_list(entity, "total_inference_avg")] + [float(result.mean_ms)]
         mean = statistics.mean(runs)
         values: dict[str, Any] = {
@@ -704,10 +697,9 @@ class Runner:
                 outputs = self._call(prop, self.target.run_batch, model, images, batch_size=batch)
             self._call(f"{prop} scoring", acc.update, labels, outputs)
         end = utcnow()
-        scores = acc.scores()
-        results_csv = write_scores_csv(scores, folder / f"test_results_{prop}.csv", pr_curves=acc.pr_curves())
+        scores, curves = acc.scores(), acc.pr_curves()
+        results_csv = write_scores_csv(scores, folder / f"test_results_{prop}.csv", pr_curves=curves)
         self._upload(name, results_csv, results_csv.name)
-        curves = acc.pr_curves()
         if curves:
             png = save_pr_curve_png(
                 {f"class {c}": curve for c, curve in curves.items()},
@@ -716,11 +708,7 @@ class Runner:
             )
             self._upload(name, png, png.name)
         if prop in DEVICE_KINDS:
-            self._later(
-                record_usage,
-                self.usage, device=self.device_id, node=self.node, start=start, end=end,
-                row=name, experiment=self.experiment, item=prop,
-            )  # fmt: skip
+            self._record_usage(name, prop, start, end)
         f1 = float(scores.mean_f1)
         values: dict[str, Any] = {
             prop: f1,
