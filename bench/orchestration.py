@@ -22,11 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from azure.core.pipeline.policies import SansIOHTTPPolicy
-
 from archai_aml.config import ArchaiAmlConfig, StoreConfig, TrainingConfig
 from archai_aml.evaluators import AmlPartialTrainingEvaluator
 from archai_aml.pipelines import CompletionMonitor, LocalJobRunner
+from archai_aml.runner.http_counter import HttpCounter
 from archai_aml.store import open_store
 from archai_aml.testing.azurite import run_azurite
 
@@ -38,14 +37,6 @@ with TrainingJob.from_env(model_id=sys.argv[1], use_mlflow=False) as job:
 """
 BATCHES = 3  # measured batches, after one warm-up batch
 MODELS = 20
-
-
-class CountRequests(SansIOHTTPPolicy):  # type: ignore[type-arg]
-    def __init__(self) -> None:
-        self.count = 0
-
-    def on_request(self, request: Any) -> None:
-        self.count += 1
 
 
 class LastJobReportsLate:
@@ -128,14 +119,14 @@ def bench_requests(sizes: list[int]) -> tuple[dict[str, float], dict[str, float]
     with run_azurite() as azurite:
         for n in sizes:
             cfg = azurite.store_config(table_name=f"bench{n}")
-            counter = CountRequests()
+            counter = HttpCounter()
             with open_store(cfg) as writer, open_store(cfg, per_call_policies=[counter]) as store:
                 ids = [f"id_{n}_{i:03d}" for i in range(n)]
                 for i, m in enumerate(ids):
                     # the batch is done except one model, so the monitor polls several times before it ends
                     writer.merge("exp", m, {"batch": "b1", "status": "training" if i == 0 else "complete"})
                 store.get("exp", ids[0])  # first use creates the table if missing: not a poll's cost
-                counter.count = 0
+                counter.counts.clear()
 
                 mon = CompletionMonitor(
                     store,
@@ -146,10 +137,10 @@ def bench_requests(sizes: list[int]) -> tuple[dict[str, float], dict[str, float]
                     progress=False,
                 )
                 result = mon.wait(ids, "b1")
-                ours[str(n)] = counter.count / result.polls
+                ours[str(n)] = counter.total / result.polls
 
             # the anchor: ArchaiStore on the same Azurite, counting requests of one JobCompletionMonitor poll
-            anchor_counter = CountRequests()
+            anchor_counter = HttpCounter()
 
             class AzuriteArchaiStore(ArchaiStore):  # type: ignore[misc]
                 def _get_status_table_service(self) -> Any:
@@ -167,9 +158,9 @@ def bench_requests(sizes: list[int]) -> tuple[dict[str, float], dict[str, float]
                 azurite.connection_string, table_name=table, per_call_policies=[anchor_counter]
             )
             monitor = JobCompletionMonitor(astore, None, ["val_iou"], pipeline_id=None, timeout=1)
-            anchor_counter.count = 0
+            anchor_counter.counts.clear()
             monitor._check_entity_status(list(aids), {})  # one poll of JobCompletionMonitor.wait
-            anchor[str(n)] = float(anchor_counter.count)
+            anchor[str(n)] = float(anchor_counter.total)
     return ours, anchor
 
 

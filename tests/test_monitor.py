@@ -122,17 +122,10 @@ def test_backoff_keeps_polls_few(tmp_path: Path, local_store: Store) -> None:
 
 @pytest.mark.azure
 def test_one_store_request_per_poll_on_azurite(tmp_path: Path, azurite: Any) -> None:
-    from azure.core.pipeline.policies import SansIOHTTPPolicy
-
-    class Count(SansIOHTTPPolicy):  # type: ignore[type-arg]
-        def __init__(self) -> None:
-            self.n = 0
-
-        def on_request(self, request: Any) -> None:
-            self.n += 1
+    from archai_aml.runner.http_counter import HttpCounter
 
     cfg_store = azurite.store_config(table_name="tmon" + str(int(time.time() * 1000) % 10**8))
-    counter = Count()
+    counter = HttpCounter()
     with open_store(cfg_store) as writer, open_store(cfg_store, per_call_policies=[counter]) as store:
         cfg = make_config(tmp_path, cfg_store, command="exit 0", max_parallel=20)
         runner = LocalJobRunner.from_config(cfg, cfg_store)
@@ -142,10 +135,10 @@ def test_one_store_request_per_poll_on_azurite(tmp_path: Path, azurite: Any) -> 
             writer.merge("exp", m, {"status": "complete", "val_iou": 0.5})
         mon = monitor(store, runner, cfg)
         store.get("exp", ids[0])  # a first use makes the table if missing: not a poll's cost
-        counter.n = 0
+        counter.counts.clear()
         result = mon.wait(ids, str(job.name))
         assert len(result.completed) == 20
-        assert counter.n == result.polls == 1
+        assert counter.total == result.polls == 1
 
 
 def test_row_taken_over_by_another_batch_is_not_overwritten(tmp_path: Path, local_store: Store) -> None:
