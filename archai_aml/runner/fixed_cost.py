@@ -18,11 +18,15 @@ import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from archai_aml.errors import ConfigError, TargetError
 from archai_aml.targets.base import BenchmarkResult, ModelInfo, Target
+
+if TYPE_CHECKING:
+    from archai_aml.ort.target import OrtCpuTarget
 
 __all__ = ["FixedCostTarget"]
 
@@ -54,6 +58,7 @@ class FixedCostTarget(Target):
             "batch": cost if batch is None else batch,
         }
         self.journal = Path(journal) if journal else None
+        self._ort: OrtCpuTarget | None = None  # runs the batches (its session is kept between calls)
         import onnx  # noqa: F401 - imported once here (runner start-up), not inside the first timed item
 
     @classmethod
@@ -145,13 +150,13 @@ class FixedCostTarget(Target):
         )
 
     def run_batch(self, model_path: Path, inputs: np.ndarray, *, batch_size: int = 1) -> np.ndarray:
-        import onnxruntime as ort
+        from archai_aml.ort.target import OrtCpuTarget
 
         self._work("batch", model_path)
-        session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-        name = session.get_inputs()[0].name
-        outs = [
-            np.asarray(session.run(None, {name: inputs[i : i + batch_size].astype(np.float32)})[0])
-            for i in range(0, len(inputs), batch_size)
-        ]
-        return np.concatenate(outs, axis=0)
+        if self._ort is None:
+            self._ort = OrtCpuTarget(progress=False)
+        return self._ort.run_batch(model_path, inputs, batch_size=batch_size)
+
+    def close(self) -> None:
+        if self._ort is not None:
+            self._ort.close()

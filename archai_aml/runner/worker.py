@@ -671,8 +671,12 @@ class Runner:
         size = {"f1_onnx": s.f1_onnx_images, "f1_1k": s.f1_1k_images, "f1_1k_f": s.f1_1k_images}.get(
             prop, s.f1_10k_images
         )
-        if prop == "f1_onnx":
+        run_batch = self.target.run_batch
+        if prop == "f1_onnx":  # the float export on onnxruntime's CPU provider, wherever the runner is
+            from archai_aml.ort.target import OrtCpuTarget
+
             model = self._download(name, folder, MODEL_BLOB)
+            run_batch = OrtCpuTarget(progress=False).run_batch  # one session for the whole test set
         elif prop == "f1_1k_f":
             model = self._model(holder, folder, CONVERTED_DIR)
         else:
@@ -691,10 +695,7 @@ class Runner:
             pairs = [data[i] for i in range(first, min(first + 64, len(data)))]
             images = np.stack([p[0] for p in pairs]).astype(np.float32)
             labels = np.stack([p[1] for p in pairs])
-            if prop == "f1_onnx":
-                outputs = self._call("f1_onnx", _run_onnx, model, images, batch)
-            else:
-                outputs = self._call(prop, self.target.run_batch, model, images, batch_size=batch)
+            outputs = self._call(prop, run_batch, model, images, batch_size=batch)
             self._call(f"{prop} scoring", acc.update, labels, outputs)
         end = utcnow()
         scores, curves = acc.scores(), acc.pr_curves()
@@ -728,19 +729,6 @@ def _missing_model(name: str) -> str:
 def _missing_derived(prefix: str, blob: str | None = None) -> str:
     what = f"blob {blob}" if blob else f"no {prefix}/ model"
     return f"{what} missing in blob storage: reset the row's macs/quantized columns to redo the conversion"
-
-
-def _run_onnx(model: Path, images: np.ndarray, batch: int) -> np.ndarray:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return np.concatenate(
-        [
-            np.asarray(session.run(None, {name: images[i : i + batch]})[0])
-            for i in range(0, len(images), batch)
-        ]
-    )
 
 
 def _onnx_input_shapes(path: Path) -> list[list[int]]:
