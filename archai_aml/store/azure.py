@@ -34,8 +34,9 @@ import logging
 import random
 import re
 import threading
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -702,13 +703,21 @@ class AzureStore(Store):
     def _write(self, body: dict[str, Any], mode: UpdateMode, expected_version: str | None, what: str) -> Any:
         """Upsert ``body`` (no ``expected_version``) or update it conditionally on that ETag; a moved or
         missing entity is a :class:`ConcurrencyError`, any other failure a :class:`StoreError`."""
-        partition, name = body["PartitionKey"], body["RowKey"]
-        try:
+        with self._conditional(body["PartitionKey"], body["RowKey"], expected_version, what):
             if expected_version is None:
                 return self._table.upsert_entity(body, mode=mode)
             return self._table.update_entity(
                 body, mode=mode, etag=expected_version, match_condition=MatchConditions.IfNotModified
             )
+
+    @contextmanager
+    def _conditional(
+        self, partition: str, name: str, expected_version: str | None, what: str
+    ) -> Iterator[None]:
+        """Map the errors of a (conditional) entity write: a moved or missing entity is a
+        :class:`ConcurrencyError`, any other failure a :class:`StoreError`."""
+        try:
+            yield
         except (ResourceModifiedError, ResourceNotFoundError):
             raise ConcurrencyError(partition, name, expected_version) from None
         except HttpResponseError as exc:
@@ -771,13 +780,8 @@ class AzureStore(Store):
                     continue  # created concurrently: merge into it
             if expected_version is not None and current["_version"] != expected_version:
                 raise ConcurrencyError(partition, name, expected_version)
-            merged = {
-                k: v for k, v in current.items() if not k.startswith("_") and k not in ("partition", "name")
-            }
-            merged.update(columns)
-            merged = {k: v for k, v in merged.items() if v is not None}
             try:
-                return self._replace(partition, name, merged, current["_version"])
+                return self.cas_merge(current, columns)  # a conditional replace (a column is removed)
             except ConcurrencyError:
                 if expected_version is not None:
                     raise
@@ -792,16 +796,8 @@ class AzureStore(Store):
         kwargs: dict[str, Any] = {}
         if expected_version is not None:
             kwargs = {"etag": expected_version, "match_condition": MatchConditions.IfNotModified}
-        try:
+        with self._conditional(partition, name, expected_version, "deleting"):
             _, status = _status_of(self._table.delete_entity, partition, name, **kwargs)
-        except (ResourceModifiedError, ResourceNotFoundError):
-            raise ConcurrencyError(partition, name, expected_version) from None
-        except HttpResponseError as exc:
-            if exc.status_code == 412:
-                raise ConcurrencyError(partition, name, expected_version) from None
-            raise self._fail(f"deleting {partition}/{name}", exc) from exc
-        except ServiceRequestError as exc:
-            raise self._fail(f"deleting {partition}/{name}", exc) from exc
         if status == 404:  # the SDK swallows a 404 on delete
             if expected_version is not None:
                 raise ConcurrencyError(partition, name, expected_version)
