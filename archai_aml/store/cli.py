@@ -18,6 +18,7 @@ from typing import Any
 from archai_aml.config import ArchaiAmlConfig, StoreConfig, load_config
 from archai_aml.errors import ConcurrencyError, StoreError
 from archai_aml.store import LeaseManager, Store, open_store, store_config_from_env
+from archai_aml.store.base import user_columns
 from archai_aml.store.leases import lease_state
 
 log = logging.getLogger(__name__)
@@ -186,8 +187,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 def reset_values(entity: dict[str, Any], keep: Iterable[str]) -> dict[str, Any]:
     """The columns a reset row keeps (status back to ``new``)."""
     kept = set(KEPT_BY_RESET) | set(keep)
-    values = {k: v for k, v in entity.items() if k in kept and not k.startswith("_") and k != "partition"}
-    values.pop("name", None)
+    values = {k: v for k, v in user_columns(entity).items() if k in kept}
     values["status"] = "new"
     return values
 
