@@ -350,8 +350,7 @@ class LocalJobRunner:
             with open(node.log_path, "a", encoding="utf-8") as logf:
                 logf.write(f"could not start: {exc}\n")
             node.status = FAILED
-            self._slots.put(slot)
-            self._after_end(run, node)
+            self._after_end(run, node, slot)
             return
         node.started = time.monotonic()
         node.pid = node.proc.pid
@@ -373,9 +372,6 @@ class LocalJobRunner:
                 node.status = CANCELED
             else:
                 node.status = COMPLETED if rc == 0 else FAILED
-            if node.status == FAILED and not run.continue_on_failure:
-                run.stop_scheduling = True  # before the slot is released: nothing else may start
-        self._slots.put(slot)
         if node.status == FAILED:
             log.warning(
                 "pipeline %s: node %s failed with exit code %s (log: %s)",
@@ -384,11 +380,15 @@ class LocalJobRunner:
                 rc,
                 node.log_path,
             )
-        self._after_end(run, node)
+        self._after_end(run, node, slot)
 
-    def _after_end(self, run: _PipelineRun, node: NodeRecord) -> None:
-        if node.status == FAILED and not run.continue_on_failure:
-            run.stop_scheduling = True
+    def _after_end(self, run: _PipelineRun, node: NodeRecord, slot: int | None) -> None:
+        """Release the node's slot; a failure without ``continue_on_failure`` first stops the pipeline."""
+        stop = node.status == FAILED and not run.continue_on_failure
+        if stop:
+            run.stop_scheduling = True  # before the slot is released: nothing else may start
+        self._slots.put(slot)
+        if stop:
             for other in run.nodes.values():
                 if other is not node and other.status in (PREPARING, RUNNING):
                     self._kill(other)
@@ -455,7 +455,7 @@ class LocalJobRunner:
 
     def wait(self, job_id: str, timeout: float | None = None) -> str:
         """Block until the pipeline ended (or ``timeout`` seconds passed); returns its status."""
-        run = self._run(job_id)
+        self._run(job_id)  # an unknown id raises JobError
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
             while not is_terminal(self.status(job_id)):
@@ -463,7 +463,6 @@ class LocalJobRunner:
                 if left is not None and left <= 0:
                     break
                 self._changed.wait(timeout=left if left is not None else 1.0)
-        del run
         return self.status(job_id)
 
     def cancel(self, job_id: str) -> None:
