@@ -1,33 +1,12 @@
-"""Tiny real ONNX segmentation models for the runner tests, built with onnx.helper (no torch import)."""
+"""Rows of tiny real ONNX models for the runner tests, and the fixed-cost target's journal."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
-
+from archai_aml.runner.fixed_cost import tiny_model_bytes
 from archai_aml.store import Store
-
-
-def tiny_model_bytes(classes: int = 7, size: int = 16, seed: int = 0) -> bytes:
-    """A 1x1 convolution from 3 channels to ``classes`` logits on 1x3xSIZExSIZE inputs."""
-    rng = np.random.default_rng(seed)
-    weight = numpy_helper.from_array(rng.standard_normal((classes, 3, 1, 1)).astype(np.float32), "w")
-    node = helper.make_node("Conv", ["input", "w"], ["output"])
-    graph = helper.make_graph(
-        [node],
-        "tiny",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, size, size])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, classes, size, size])],
-        [weight],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
 
 
 def add_rows(

@@ -28,9 +28,31 @@ from archai_aml.targets.base import BenchmarkResult, ModelInfo, Target
 if TYPE_CHECKING:
     from archai_aml.ort.target import OrtCpuTarget
 
-__all__ = ["FixedCostTarget"]
+__all__ = ["FixedCostTarget", "tiny_model_bytes"]
 
 _OPS = ("convert", "quantize", "info", "benchmark", "batch")
+
+
+def tiny_model_bytes(classes: int = 7, size: int = 16, seed: int = 0) -> bytes:
+    """A real ONNX model to feed this target: a 1x1 convolution from 3 channels to ``classes`` logits on
+    1x3xSIZExSIZE inputs (built with onnx.helper, no torch import)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    weight = numpy_helper.from_array(rng.standard_normal((classes, 3, 1, 1)).astype(np.float32), "w")
+    node = helper.make_node("Conv", ["input", "w"], ["output"])
+    graph = helper.make_graph(
+        [node],
+        "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, classes, size, size])],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
 
 
 class FixedCostTarget(Target):
