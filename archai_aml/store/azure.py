@@ -878,7 +878,7 @@ class AzureStore(Store):
     # --------------------------------------------------------------------------------------- blobs
     @staticmethod
     def _prefix(partition: str, name: str | None) -> str:
-        check_key(partition, name if name is not None else "x")
+        check_key(partition, name)
         return f"{partition}/" if name is None else f"{partition}/{name}/"
 
     def _pool(self, max_concurrency: int | None) -> ThreadPoolExecutor:

@@ -43,9 +43,12 @@ _COLUMN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,254}$")
 _KEY = re.compile(r"^[^/\\#?\x00-\x1f\x7f-\x9f]{1,1024}$")
 
 
-def check_key(partition: str, name: str) -> None:
-    """Reject partition or entity names that the table services refuse (``/ \\ # ?``, control characters)."""
-    for what, value in (("partition", partition), ("name", name)):
+def check_key(partition: str, name: str | None = None) -> None:
+    """Reject partition or entity names that the table services refuse (``/ \\ # ?``, control characters).
+
+    ``name`` may be left out to check a partition alone."""
+    keys = [("partition", partition)] + ([] if name is None else [("name", name)])
+    for what, value in keys:
         if not isinstance(value, str) or not _KEY.match(value):
             raise ValueError(
                 f"invalid {what} {value!r}: use 1-1024 characters without / \\ # ? or control characters"
