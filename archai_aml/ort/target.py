@@ -29,7 +29,7 @@ import onnxruntime as ort
 from tqdm import tqdm
 
 from archai_aml.errors import TargetError
-from archai_aml.ort.info import onnx_model_info, write_layers_csv
+from archai_aml.ort.info import load_onnx, onnx_model_info, write_layers_csv
 from archai_aml.ort.quantize import quantize_qdq
 from archai_aml.targets.base import BenchmarkResult, ModelInfo, Target
 
@@ -190,16 +190,14 @@ class OrtCpuTarget(Target):
         )
 
     def info(self, model_path: Path, output_dir: Path) -> ModelInfo:
+        model = load_onnx(model_path)  # read once, for the input name and the counting
         shapes = None
         if self.input_shape is not None:
-            from archai_aml.ort.info import load_onnx
-
-            model = load_onnx(model_path)
             inits = {i.name for i in model.graph.initializer}
             names = [i.name for i in model.graph.input if i.name not in inits]
             if len(names) == 1:
                 shapes = {names[0]: self.input_shape}
-        result = onnx_model_info(Path(model_path), input_shapes=shapes)
+        result = onnx_model_info(model, input_shapes=shapes)
         if result.unknown_macs_layers:
             raise TargetError(
                 f"MACs of {len(result.unknown_macs_layers)} layer(s) of {model_path} are unknown "
