@@ -330,20 +330,15 @@ class F1Accumulator:
         self.cm += confusion_matrix(labels, preds, self.num_classes, self.ignore_index)
         if self._pos:
             valid = _valid_mask(labels, self.num_classes, self.ignore_index)
-            if channels == 1:
-                logit = np.take(outputs, 0, axis=axis).astype(np.float64)
-                p1 = 1.0 / (1.0 + np.exp(-logit))
-                probs_by_class = {0: 1.0 - p1, 1: p1}
-                for c in self._pos:
-                    pos, neg = _histograms(labels, probs_by_class[c], c, self.num_bins, valid)
-                    self._pos[c] += pos
-                    self._neg[c] += neg
+            if channels == 1:  # one sigmoid logit: class 1 has p, class 0 has 1 - p
+                p1 = 1.0 / (1.0 + np.exp(-np.take(outputs, 0, axis=axis).astype(np.float64)))
+                probs = np.stack([1.0 - p1, p1], axis=axis)
             else:
                 probs = softmax(outputs, axis=axis)
-                for c in self._pos:
-                    pos, neg = _histograms(labels, np.take(probs, c, axis=axis), c, self.num_bins, valid)
-                    self._pos[c] += pos
-                    self._neg[c] += neg
+            for c in self._pos:
+                pos, neg = _histograms(labels, np.take(probs, c, axis=axis), c, self.num_bins, valid)
+                self._pos[c] += pos
+                self._neg[c] += neg
         self.images += int(labels.shape[0]) if labels.ndim == 3 else 1
 
     def scores(self, *, exclude_from_mean: Iterable[int] = ()) -> SegmentationScores:
