@@ -28,6 +28,7 @@ from archai_aml.errors import ConfigError, JobError
 from archai_aml.pipelines.base import JobRunner
 from archai_aml.store import ENV_CLIENT_ID, Store, job_environment
 from archai_aml.store.base import Entity
+from archai_aml.store.connection import parse_connection_string
 from archai_aml.training.job import ENV_BATCH, ENV_EXPERIMENT, ENV_METRIC_KEY, ENV_MODEL_ID
 
 __all__ = [
@@ -114,11 +115,8 @@ def _secret_values(store_config: StoreConfig) -> list[str]:
     values = []
     if store_config.connection_string is not None:
         cs = store_config.connection_string.get_secret_value()
-        values.append(cs)
-        for part in cs.split(";"):
-            key, _, value = part.partition("=")
-            if key.strip().lower() in ("accountkey", "sharedaccesssignature") and value:
-                values.append(value)
+        settings = parse_connection_string(cs)
+        values += [cs, settings.account_key or "", settings.sas_token or ""]
     if store_config.sas_token is not None:
         values.append(store_config.sas_token.get_secret_value().lstrip("?"))
     return [v for v in values if len(v) >= 8]

@@ -32,6 +32,7 @@ from pydantic import SecretStr
 
 from archai_aml.config import StoreConfig
 from archai_aml.errors import ArchaiAmlError
+from archai_aml.store.connection import DEV_ACCOUNT, DEV_ACCOUNT_KEY
 
 __all__ = [
     "DEV_ACCOUNT_KEY",
@@ -46,8 +47,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: The emulator's well-known account (public, documented by Microsoft; not a secret of anyone).
-DEV_ACCOUNT_NAME = "devstoreaccount1"
-DEV_ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+DEV_ACCOUNT_NAME = DEV_ACCOUNT
 
 _INSTALL_HINT = (
     "install it with `make azurite` (npm install --prefix .azurite azurite@3.37.0) or set AZURITE_BIN"

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from archai_aml.config import ArchaiAmlConfig, AzureMLConfig, ClusterConfig, EnvironmentConfig, StoreConfig
 from archai_aml.errors import ConfigError, WorkspaceError
+from archai_aml.store.connection import DEV_ACCOUNT, parse_connection_string
 
 __all__ = [
     "BLOB_ROLE",
@@ -117,23 +118,18 @@ def storage_account(store_config: StoreConfig | None) -> tuple[str, str] | None:
         return None
     suffix = "core.windows.net"
     account = store_config.account_name
-    if store_config.blob_url:
-        host = urlparse(store_config.blob_url).hostname or ""
+    blob_url = store_config.blob_url
+    if not account and not blob_url and store_config.connection_string is not None:
+        settings = parse_connection_string(store_config.connection_string.get_secret_value())
+        if settings.account_name == DEV_ACCOUNT:
+            return None
+        account, blob_url = settings.account_name, settings.blob_url
+    if blob_url:
+        host = urlparse(blob_url).hostname or ""
         head, sep, rest = host.partition(".blob.")
         if sep and head:
             account = account or head
             suffix = rest
-    if not account and store_config.connection_string is not None:
-        parts: dict[str, str] = {}
-        for part in store_config.connection_string.get_secret_value().split(";"):
-            key, _, value = part.partition("=")
-            parts[key.strip().lower()] = value.strip()
-        if parts.get("usedevelopmentstorage", "").lower() == "true":
-            return None
-        account = parts.get("accountname") or None
-        suffix = parts.get("endpointsuffix") or suffix
-        if account == "devstoreaccount1":
-            return None
     return (account, suffix) if account else None
 
 
