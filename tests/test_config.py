@@ -198,3 +198,34 @@ def test_job_environment_carries_no_secret_unless_asked(tmp_path: Path) -> None:
     # the environment a job gets opens the same store
     again = store_config_from_env(embedded)
     assert again is not None and again.path == (tmp_path / "s").resolve()
+
+
+def test_commands_resolve_the_store_by_one_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--config's store wins, else the environment, else the embedded default."""
+    from archai_aml.store import resolve_store_config
+
+    monkeypatch.delenv("MODEL_STORAGE_CONNECTION_STRING", raising=False)
+    monkeypatch.delenv("ARCHAI_AML_STORE", raising=False)
+    _, default = resolve_store_config(None)
+    assert default.backend == "embedded" and default.path == StoreConfig().path
+    monkeypatch.setenv("ARCHAI_AML_STORE", str(tmp_path / "from_env"))
+    _, from_env = resolve_store_config(None)
+    assert from_env.path == tmp_path / "from_env"
+    path = tmp_path / "c.yaml"
+    path.write_text(f"experiment_name: e1\nstore:\n  path: {tmp_path / 'from_file'}\n", encoding="utf-8")
+    config, from_file = resolve_store_config(path)
+    assert config.experiment_name == "e1" and from_file.path == tmp_path / "from_file"
+
+
+def test_job_environment_carries_the_job_identity_unless_the_store_names_one() -> None:
+    from archai_aml.store import ENV_CLIENT_ID, job_environment
+
+    urls = {
+        "backend": "azure",
+        "table_url": "https://a.table.core.windows.net",
+        "blob_url": "https://a.blob.core.windows.net",
+    }
+    assert job_environment(StoreConfig(**urls), identity_client_id="job-id")[ENV_CLIENT_ID] == "job-id"
+    own = StoreConfig(**urls, managed_identity_client_id="store-id")
+    assert job_environment(own, identity_client_id="job-id")[ENV_CLIENT_ID] == "store-id"
+    assert ENV_CLIENT_ID not in job_environment(StoreConfig(**urls))

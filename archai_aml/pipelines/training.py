@@ -26,7 +26,7 @@ from archai_aml._optional import require
 from archai_aml.config import ArchaiAmlConfig, DatastoresConfig, StoreConfig
 from archai_aml.errors import ConfigError, JobError
 from archai_aml.pipelines.base import JobRunner
-from archai_aml.store import ENV_CLIENT_ID, Store, job_environment
+from archai_aml.store import Store, job_environment
 from archai_aml.store.base import Entity
 from archai_aml.store.connection import parse_connection_string
 from archai_aml.training.job import ENV_BATCH, ENV_EXPERIMENT, ENV_METRIC_KEY, ENV_MODEL_ID
@@ -159,9 +159,7 @@ def build_training_pipeline(
         )
 
     base_env = dict(training.environment_variables)
-    base_env.update(job_environment(store_config))
-    if aml is not None and aml.identity_client_id and ENV_CLIENT_ID not in base_env:
-        base_env[ENV_CLIENT_ID] = aml.identity_client_id
+    base_env.update(job_environment(store_config, identity_client_id=aml.identity_client_id if aml else None))
     base_env[ENV_EXPERIMENT] = experiment
     base_env[ENV_BATCH] = batch_id
     base_env[ENV_METRIC_KEY] = training.metric_key

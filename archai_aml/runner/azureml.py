@@ -53,14 +53,12 @@ def build_runner_job(
     store_config = store_config or config.store
     if store_config.backend != "azure":
         raise ConfigError("runners on Azure ML need the azure store backend (the embedded store is local)")
-    env = job_environment(store_config)
+    env = job_environment(store_config, identity_client_id=config.aml.identity_client_id)
     if "ARCHAI_AML_STORE_TABLE_URL" not in env:
         raise ConfigError(
             "the store is known only by a connection string, which must not go into a job definition: "
             "set store.account_name (or table_url and blob_url) so the job reaches it with its identity"
         )
-    if config.aml.identity_client_id and "ARCHAI_AML_STORE_CLIENT_ID" not in env:
-        env["ARCHAI_AML_STORE_CLIENT_ID"] = config.aml.identity_client_id
     for key, value in env.items():
         if any(marker in value for marker in _SECRET_MARKERS):
             raise JobError(f"environment variable {key} would carry a store secret into the job: refused")

@@ -9,8 +9,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from archai_aml.config import ArchaiAmlConfig, StoreConfig, load_config
 from archai_aml.errors import ConfigError
+from archai_aml.store import resolve_store_config
 from archai_aml.targets.base import Target
 
 if TYPE_CHECKING:
@@ -50,16 +50,6 @@ def register(subparsers: Any) -> None:
     u.set_defaults(func=_usage)
 
 
-def _config(args: argparse.Namespace) -> ArchaiAmlConfig:
-    return load_config(getattr(args, "config", None))
-
-
-def _store_config(config: ArchaiAmlConfig) -> StoreConfig:
-    from archai_aml.store import store_config_from_env
-
-    return store_config_from_env() or config.store
-
-
 def make_target(spec: str, **kwargs: Any) -> Target:
     """A target from a command-line spec: ``fixed[:...]`` is the fixed-cost target, anything else a
     registered backend (``cpu``, ``qnn``, ``snpe``)."""
@@ -75,8 +65,8 @@ def make_target(spec: str, **kwargs: Any) -> Target:
 def _runner(args: argparse.Namespace) -> int:
     from archai_aml.runner.queue import subset_from_arg
 
-    config = _config(args)
-    tc, rc = config.target, config.runner
+    config, store_config = resolve_store_config(getattr(args, "config", None))
+    tc = config.target
     if args.submit:
         from archai_aml.runner.azureml import submit_runner_job
 
@@ -87,7 +77,7 @@ def _runner(args: argparse.Namespace) -> int:
     from archai_aml.runner.worker import Runner, RunnerSettings
     from archai_aml.store import open_store
 
-    f1 = (tc.f1_onnx_images, tc.f1_1k_images, tc.f1_10k_images)
+    f1: tuple[int | None, ...] = (None, None, None)
     if args.f1_sizes:
         try:
             f1 = tuple(int(x) for x in args.f1_sizes.split(","))  # type: ignore[assignment]
@@ -95,27 +85,25 @@ def _runner(args: argparse.Namespace) -> int:
             raise ConfigError("--f1-sizes takes three integers, e.g. 10000,1000,10000") from None
         if len(f1) != 3:
             raise ConfigError("--f1-sizes takes three integers, e.g. 10000,1000,10000")
-    settings = RunnerSettings(
-        experiment=args.experiment or config.experiment_name,
-        device=args.device or tc.device,
+    settings = RunnerSettings.from_config(
+        config,
+        experiment=args.experiment or None,
+        device=args.device or None,
         benchmark_only=args.benchmark_only,
-        max_benchmark_runs=args.max_benchmark_runs or tc.max_benchmark_runs,
+        max_benchmark_runs=args.max_benchmark_runs or None,
         subset=subset_from_arg(args.subset),
         no_quantization=args.no_quantization,
         no_device_work=args.no_device_work,
-        working=args.working or rc.working,
-        lock_dir=args.lock_dir or rc.lock_dir,
-        lease_ttl=args.lease_ttl or rc.lease_ttl_s,
-        poll_interval=args.poll_interval or rc.poll_interval_s,
-        benchmark_iterations=args.benchmark_iterations or tc.benchmark_iterations,
-        calibration_images=tc.calibration_images,
+        working=args.working or None,
+        lock_dir=args.lock_dir or None,
+        lease_ttl=args.lease_ttl or None,
+        poll_interval=args.poll_interval or None,
+        benchmark_iterations=args.benchmark_iterations or None,
         f1_onnx_images=f1[0],
         f1_1k_images=f1[1],
         f1_10k_images=f1[2],
-        dataset=tc.dataset,
     )
     target = make_target(args.target or tc.name)
-    store_config = _store_config(config)
     http: HttpCounter | None = None
     if store_config.backend == "azure":  # azure-core is there only with the azure extra
         from archai_aml.runner.http_counter import HttpCounter
@@ -153,8 +141,8 @@ def _usage(args: argparse.Namespace) -> int:
     from archai_aml.runner.usage import format_usage, usage_store, utilization
     from archai_aml.store import open_store
 
-    config = _config(args)
-    with open_store(_store_config(config)) as store:
+    _, store_config = resolve_store_config(getattr(args, "config", None))
+    with open_store(store_config) as store:
         rows = utilization(usage_store(store), device=args.device)
     if args.json:
         out = [

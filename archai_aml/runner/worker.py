@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from archai_aml.config import ArchaiAmlConfig
 from archai_aml.errors import InvalidRowError, LeaseLostError, StoreError, TargetError
 from archai_aml.runner.queue import (
     DEVICE_KINDS,
@@ -118,6 +119,29 @@ class RunnerSettings:
     dataset: str | None = None
     node: str | None = None
     seed: int | None = None
+
+    @classmethod
+    def from_config(cls, config: ArchaiAmlConfig, **overrides: Any) -> RunnerSettings:
+        """Settings from the ``target:``/``runner:`` sections of a configuration; an override that is None
+        keeps the configured value (so command-line options that were not given can be passed as they are)."""
+        tc, rc = config.target, config.runner
+        values: dict[str, Any] = {
+            "experiment": config.experiment_name,
+            "device": tc.device,
+            "max_benchmark_runs": tc.max_benchmark_runs,
+            "working": rc.working,
+            "lock_dir": rc.lock_dir,
+            "lease_ttl": rc.lease_ttl_s,
+            "poll_interval": rc.poll_interval_s,
+            "benchmark_iterations": tc.benchmark_iterations,
+            "calibration_images": tc.calibration_images,
+            "f1_onnx_images": tc.f1_onnx_images,
+            "f1_1k_images": tc.f1_1k_images,
+            "f1_10k_images": tc.f1_10k_images,
+            "dataset": tc.dataset,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
 
 
 class _HostLock:

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from archai_aml.config import StoreConfig
+from archai_aml.config import ArchaiAmlConfig, StoreConfig, load_config
 from archai_aml.store.base import Entity, Store, Value, safe_blob_path
 from archai_aml.store.leases import Lease, LeaseManager
 
@@ -20,6 +20,7 @@ __all__ = [
     "Store",
     "Value",
     "open_store",
+    "resolve_store_config",
     "safe_blob_path",
     "store_config_from_env",
 ]
@@ -67,8 +68,23 @@ def store_config_from_env(env: Mapping[str, str] | None = None, **overrides: Any
     return None
 
 
-def job_environment(config: StoreConfig, *, include_secrets: bool = False) -> dict[str, str]:
+def resolve_store_config(config_file: str | os.PathLike[str] | None) -> tuple[ArchaiAmlConfig, StoreConfig]:
+    """The configuration and the store a command works on, by one rule for every command: the ``store:``
+    section of ``config_file`` when one is given, else the environment (:func:`store_config_from_env`), else
+    the embedded default."""
+    config = load_config(config_file)
+    if config_file:
+        return config, config.store
+    return config, store_config_from_env() or config.store
+
+
+def job_environment(
+    config: StoreConfig, *, include_secrets: bool = False, identity_client_id: str | None = None
+) -> dict[str, str]:
     """Environment variables that let a job (training script, runner) open the same store.
+
+    ``identity_client_id`` (the job's user-assigned identity, ``aml.identity_client_id``) is what the job
+    authenticates with when the store configuration names no ``managed_identity_client_id`` of its own.
 
     Without ``include_secrets`` (what goes into job definitions) an Azure store is described by its
     endpoints only, and the job authenticates with its identity; an Azure store that is known only by a
@@ -76,6 +92,13 @@ def job_environment(config: StoreConfig, *, include_secrets: bool = False) -> di
     caller must pass the connection string through the executor's own environment
     (``include_secrets=True``, for local subprocesses only, never a job definition).
     """
+    env = _store_environment(config, include_secrets)
+    if identity_client_id and ENV_CLIENT_ID not in env:
+        env[ENV_CLIENT_ID] = identity_client_id
+    return env
+
+
+def _store_environment(config: StoreConfig, include_secrets: bool) -> dict[str, str]:
     env = {ENV_TABLE: config.table_name, ENV_CONTAINER: config.container_name}
     if config.backend == "embedded":
         env[ENV_STORE] = str(Path(config.path).resolve())

@@ -15,9 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from archai_aml.config import ArchaiAmlConfig, StoreConfig, load_config
 from archai_aml.errors import ConcurrencyError, StoreError
-from archai_aml.store import LeaseManager, Store, open_store, store_config_from_env
+from archai_aml.store import LeaseManager, Store, open_store, resolve_store_config
 from archai_aml.store.base import user_columns
 from archai_aml.store.leases import lease_state
 
@@ -30,14 +29,9 @@ HIDDEN = ("lease_token", "_version", "_timestamp", "partition")
 
 
 # ------------------------------------------------------------------------------------------- plumbing
-def _config(args: argparse.Namespace) -> ArchaiAmlConfig:
-    return load_config(args.config) if getattr(args, "config", None) else load_config(None)
-
-
 def _open(args: argparse.Namespace) -> tuple[Store, str]:
     """The store and the experiment (partition) the command works on."""
-    config = _config(args)
-    store_config = config.store if getattr(args, "config", None) else store_config_from_env() or StoreConfig()
+    config, store_config = resolve_store_config(getattr(args, "config", None))
     experiment = args.experiment or config.experiment_name
     log.info("store %s, experiment %s", store_config.backend, experiment)
     return open_store(store_config), experiment

@@ -152,7 +152,7 @@ def start_runners(
     store: Store, config: ArchaiAmlConfig, experiment: str, count: int
 ) -> list[tuple[Runner, threading.Thread]]:
     """``count`` runner threads on the configured target, working on ``experiment`` until stopped."""
-    tc, rc = config.target, config.runner
+    tc = config.target
     started = []
     for i in range(count):
         target = (
@@ -160,19 +160,7 @@ def start_runners(
             if tc.name == "cpu"
             else get_target(tc.name)
         )
-        settings = RunnerSettings(
-            experiment=experiment,
-            device=tc.device,
-            benchmark_only=True,
-            max_benchmark_runs=tc.max_benchmark_runs,
-            working=rc.working,
-            lock_dir=rc.lock_dir,
-            lease_ttl=rc.lease_ttl_s,
-            poll_interval=rc.poll_interval_s,
-            benchmark_iterations=tc.benchmark_iterations,
-            calibration_images=tc.calibration_images,
-            dataset=tc.dataset,
-        )
+        settings = RunnerSettings.from_config(config, experiment=experiment, benchmark_only=True)
         runner = Runner(store, target, settings)
         thread = threading.Thread(target=runner.run, name=f"runner-{i}", daemon=True)
         thread.start()
