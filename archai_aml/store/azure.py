@@ -12,10 +12,11 @@ Three ways to authenticate (see ``docs/azure-store.md``):
 Type mapping (every value round-trips exactly, see :mod:`archai_aml.store.base`):
 
 - ``int`` is always written as ``Edm.Int64`` and read back as ``int``;
-- ``float`` is written as ``Edm.Double``. The Table service returns integer-looking doubles (``1.0``) as bare
-  JSON integers without a type annotation; since this store writes every ``int`` with an annotation, a bare
-  integer read back is a double and becomes ``float`` again. (An ``Edm.Int32`` column written by another
-  tool therefore reads back as ``float``.) ``-0.0`` reads back as ``0.0``;
+- ``float`` is written as ``Edm.Double`` and read back as ``float`` (the service sends it as a JSON number
+  with a fraction, ``1.0``). ``-0.0`` reads back as ``0.0``;
+- ``Edm.Int32`` (written by other tools, e.g. the anchor's own store) is sent as a bare JSON integer without
+  a type annotation and reads back as ``int``, like ``Edm.Int64`` (the embedded store holds every integer
+  as ``int`` too);
 - ``datetime`` is written in UTC at microsecond precision (naive values are taken to be UTC) and read back
   as a plain timezone-aware :class:`datetime.datetime` (the service keeps 100 ns ticks, so nothing is lost);
 - ``bool`` and ``str`` are stored as themselves (a string that looks like a number stays a string).
@@ -40,7 +41,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from azure.core import MatchConditions
 from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential, TokenCredential
@@ -56,7 +57,6 @@ from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.data.tables import EdmType, EntityProperty, TableClient, UpdateMode
 from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
-from tqdm import tqdm
 
 from archai_aml.config import StoreConfig
 from archai_aml.errors import BlobExistsError, ConcurrencyError, EntityExistsError, StoreError
@@ -66,8 +66,11 @@ from archai_aml.store.base import (
     Store,
     Value,
     as_set,
+    blob_conflicts,
     check_blob_name,
+    check_column_count,
     check_key,
+    conflict_error,
     matching,
     requested_blobs,
     safe_blob_path,
@@ -76,6 +79,7 @@ from archai_aml.store.base import (
     user_columns,
 )
 from archai_aml.store.connection import ConnectionSettings, parse_connection_string
+from archai_aml.store.progress import TransferProgress
 
 __all__ = ["AzureStore", "ConnectionSettings", "odata_filter", "odata_literal", "parse_connection_string"]
 
@@ -191,7 +195,7 @@ def _from_table_value(value: Any) -> Any:
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
-        return float(value)  # a bare integer is a double the service printed without ".0" (see module doc)
+        return value  # a bare JSON integer is an Edm.Int32 (see the module doc)
     if isinstance(value, datetime):
         return _plain_datetime(value)
     return value
@@ -298,7 +302,7 @@ class AzureStore(Store):
         table_name: str = "status",
         container_name: str = "models",
         max_concurrency: int = 8,
-        progress: bool = True,
+        progress: bool | None = None,
         auth: str = "credential",
         _owner: bool = True,
         _describe: str = "",
@@ -370,7 +374,7 @@ class AzureStore(Store):
         table_name: str = "status",
         container_name: str = "models",
         max_concurrency: int = 8,
-        progress: bool = True,
+        progress: bool | None = None,
         **client_kwargs: Any,
     ) -> AzureStore:
         """A store from a connection string (account key, SAS, or ``UseDevelopmentStorage=true``)."""
@@ -405,7 +409,7 @@ class AzureStore(Store):
         table_name: str = "status",
         container_name: str = "models",
         max_concurrency: int = 8,
-        progress: bool = True,
+        progress: bool | None = None,
         **client_kwargs: Any,
     ) -> AzureStore:
         """A store from account URLs and a SAS token: an account SAS valid for the table and blob services,
@@ -436,7 +440,7 @@ class AzureStore(Store):
         table_name: str = "status",
         container_name: str = "models",
         max_concurrency: int = 8,
-        progress: bool = True,
+        progress: bool | None = None,
         **client_kwargs: Any,
     ) -> AzureStore:
         """A store from account URLs and an Azure AD identity (``DefaultAzureCredential`` unless given).
@@ -473,6 +477,7 @@ class AzureStore(Store):
             "table_name": config.table_name,
             "container_name": config.container_name,
             "max_concurrency": config.max_concurrency,
+            "progress": config.progress,
         }
         common.update(kwargs)
         if config.connection_string is not None:
@@ -498,7 +503,7 @@ class AzureStore(Store):
         table_name: str,
         container_name: str,
         max_concurrency: int,
-        progress: bool,
+        progress: bool | None,
         client_kwargs: dict[str, Any],
     ) -> AzureStore:
         option_names = (
@@ -541,7 +546,14 @@ class AzureStore(Store):
     # ------------------------------------------------------------------------------------ errors
     def _fail(self, what: str, exc: Exception) -> StoreError:
         """A :class:`StoreError` for an SDK error, with a hint and without any secret."""
-        if isinstance(exc, ClientAuthenticationError) or (
+        malformed = _malformed_path(exc)
+        if malformed is not None:
+            hint = (
+                f"the request path {malformed!r} holds '.' or '..' segments, which the HTTP stack rewrites "
+                "before sending, so the service saw another path: the name is malformed (not the credential); "
+                "use names without '.' or '..' parts"
+            )
+        elif isinstance(exc, ClientAuthenticationError) or (
             isinstance(exc, HttpResponseError) and exc.status_code in (401, 403)
         ):
             hint = {
@@ -611,6 +623,7 @@ class AzureStore(Store):
     def create(self, partition: str, name: str, values: Mapping[str, Any] | None = None) -> Entity:
         check_key(partition, name)
         columns = {k: v for k, v in user_columns(values or {}).items() if v is not None}
+        check_column_count(partition, name, columns)
         self._ensure_table()
         body = {"PartitionKey": partition, "RowKey": name, **_to_table(columns)}
         try:
@@ -626,6 +639,7 @@ class AzureStore(Store):
     ) -> Entity:
         check_key(partition, name)
         columns = {k: v for k, v in user_columns(values).items() if v is not None}
+        check_column_count(partition, name, columns)
         self._ensure_table()
         return self._replace(partition, name, columns, expected_version)
 
@@ -820,11 +834,21 @@ class AzureStore(Store):
     def _pool(self, max_concurrency: int | None) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=max(1, max_concurrency or self.max_concurrency))
 
+    def _check_tree(self, prefix: str, relatives: Sequence[str]) -> None:
+        """:class:`BlobConflictError` when a new blob and a stored (or another new) one would be a file and a
+        folder of the same name: one listing of the entity's blobs. (Two writers racing with ``a`` and
+        ``a/b`` can still both succeed on Azure; the embedded store's file system refuses the second.)"""
+        conflicts = blob_conflicts(relatives, self._list(prefix, None))
+        if conflicts:
+            raise conflict_error(prefix.rstrip("/"), conflicts)
+
     def upload_bytes(
         self, partition: str, name: str, blob_name: str, data: bytes, *, overwrite: bool = True
     ) -> str:
-        full = self._prefix(partition, name) + check_blob_name(blob_name)
+        prefix = self._prefix(partition, name)
+        full = prefix + check_blob_name(blob_name)
         self._ensure_container()
+        self._check_tree(prefix, [blob_name])
         try:
             self._container.upload_blob(full, data, overwrite=overwrite)
         except ResourceExistsError:
@@ -842,46 +866,41 @@ class AzureStore(Store):
         blob_name: str | None = None,
         overwrite: bool = True,
         max_concurrency: int | None = None,
+        progress: bool | None = None,
     ) -> list[str]:
         prefix = self._prefix(partition, name)
         jobs = upload_plan(local_path, blob_name)
         self._ensure_container()
+        self._check_tree(prefix, [relative for _, relative in jobs])
+        total = sum(path.stat().st_size for path, _ in jobs)
+        show = self.progress if progress is None else progress
 
-        def send(job: tuple[Path, str]) -> str:
-            path, relative = job
-            full = prefix + relative
-            with open(path, "rb") as handle:
-                try:
-                    self._container.upload_blob(full, handle, overwrite=overwrite)
-                except ResourceExistsError:
-                    raise BlobExistsError(
-                        f"blob {full} already exists (pass overwrite=True to replace it)"
-                    ) from None
-                except (HttpResponseError, ServiceRequestError) as exc:
-                    raise self._fail(f"uploading {path} to blob {full}", exc) from exc
-            return full
+        with TransferProgress(f"upload {prefix}", total, len(jobs), show) as bar:
 
-        return self._run_all(send, jobs, max_concurrency, f"upload {prefix}")
+            def send(job: tuple[Path, str]) -> str:
+                path, relative = job
+                full = prefix + relative
+                with open(path, "rb") as handle:
+                    try:
+                        self._container.upload_blob(
+                            full, handle, overwrite=overwrite, progress_hook=bar.hook()
+                        )
+                    except ResourceExistsError:
+                        raise BlobExistsError(
+                            f"blob {full} already exists (pass overwrite=True to replace it)"
+                        ) from None
+                    except (HttpResponseError, ServiceRequestError) as exc:
+                        raise self._fail(f"uploading {path} to blob {full}", exc) from exc
+                bar.file_done()
+                return full
 
-    def _run_all(
-        self,
-        fn: Callable[[Any], T],
-        jobs: Sequence[Any],
-        max_concurrency: int | None,
-        label: str,
-    ) -> list[T]:
+            return self._run_all(send, jobs, max_concurrency)
+
+    def _run_all(self, fn: Callable[[Any], T], jobs: Sequence[Any], max_concurrency: int | None) -> list[T]:
         if len(jobs) <= 1:
             return [fn(job) for job in jobs]
-        with (
-            self._pool(max_concurrency) as pool,
-            tqdm(total=len(jobs), desc=label, unit="file", disable=(not self.progress) or None) as bar,
-        ):
-            futures = [pool.submit(fn, job) for job in jobs]
-            results = []
-            for future in futures:
-                results.append(future.result())
-                bar.update(1)
-        return results
+        with self._pool(max_concurrency) as pool:
+            return list(pool.map(fn, jobs))
 
     def download_bytes(self, partition: str, name: str, blob_name: str) -> bytes:
         full = self._prefix(partition, name) + check_blob_name(blob_name)
@@ -902,41 +921,60 @@ class AzureStore(Store):
         blob_names: Sequence[str] | None = None,
         pattern: str | None = None,
         max_concurrency: int | None = None,
+        progress: bool | None = None,
     ) -> list[Path]:
         prefix = self._prefix(partition, name)
+        sizes: dict[str, int] = {}
         if blob_names is not None:
             relatives = requested_blobs(blob_names, pattern)
         else:
-            relatives = self._list(prefix, pattern)
+            sizes = self._sizes(prefix, pattern)
+            relatives = sorted(sizes)
         folder = Path(target_folder)
         # every name is checked before anything is written
         targets = [(relative, safe_blob_path(folder, relative)) for relative in relatives]
         self._ensure_container()
+        show = self.progress if progress is None else progress
+        total = sum(sizes.values()) if sizes else None
 
-        def fetch(job: tuple[str, Path]) -> Path:
-            relative, target = job
-            full = prefix + relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                downloader = self._container.download_blob(full)
-                with open(target, "wb") as handle:
-                    downloader.readinto(handle)
-            except ResourceNotFoundError:
-                target.unlink(missing_ok=True)
-                raise FileNotFoundError(f"no blob {full} in container {self.container_name}") from None
-            except (HttpResponseError, ServiceRequestError) as exc:
-                raise self._fail(f"downloading blob {full}", exc) from exc
-            return target
+        with TransferProgress(f"download {prefix}", total, len(targets), show) as bar:
 
-        return self._run_all(fetch, targets, max_concurrency, f"download {prefix}")
+            def fetch(job: tuple[str, Path]) -> Path:
+                relative, target = job
+                full = prefix + relative
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    downloader = self._container.download_blob(full, progress_hook=bar.hook())
+                    with open(target, "wb") as handle:
+                        downloader.readinto(handle)
+                except ResourceNotFoundError:
+                    target.unlink(missing_ok=True)
+                    raise FileNotFoundError(f"no blob {full} in container {self.container_name}") from None
+                except (HttpResponseError, ServiceRequestError) as exc:
+                    raise self._fail(f"downloading blob {full}", exc) from exc
+                except OSError as exc:
+                    raise StoreError(
+                        f"downloading blob {full} to {target} failed: {exc.strerror or exc}"
+                    ) from None
+                bar.file_done()
+                return target
 
-    def _list(self, prefix: str, pattern: str | None) -> list[str]:
+            return self._run_all(fetch, targets, max_concurrency)
+
+    def _sizes(self, prefix: str, pattern: str | None) -> dict[str, int]:
+        """{relative name: size} of the blobs under ``prefix`` whose name matches ``pattern``."""
         self._ensure_container()
         try:
-            names = [blob.name[len(prefix) :] for blob in self._container.list_blobs(name_starts_with=prefix)]
+            found = {
+                b.name[len(prefix) :]: int(b.size or 0)
+                for b in self._container.list_blobs(name_starts_with=prefix)
+            }
         except (HttpResponseError, ServiceRequestError) as exc:
             raise self._fail(f"listing blobs under {prefix}", exc) from exc
-        return sorted(matching(names, pattern))
+        return {n: found[n] for n in matching(found, pattern)}
+
+    def _list(self, prefix: str, pattern: str | None) -> list[str]:
+        return sorted(self._sizes(prefix, pattern))
 
     def list_blobs(self, partition: str, name: str | None = None, *, pattern: str | None = None) -> list[str]:
         return self._list(self._prefix(partition, name), pattern)
@@ -954,7 +992,7 @@ class AzureStore(Store):
             except (HttpResponseError, ServiceRequestError) as exc:
                 raise self._fail(f"deleting blob {prefix + relative}", exc) from exc
 
-        return sum(self._run_all(remove, relatives, None, f"delete {prefix}"))
+        return sum(self._run_all(remove, relatives, None))
 
     # -------------------------------------------------------------------------------------- others
     def with_table(self, table_name: str) -> AzureStore:
@@ -1001,6 +1039,20 @@ def install_log_redaction() -> None:
     logger = logging.getLogger("urllib3.connectionpool")
     if not any(isinstance(f, RedactSasFilter) for f in logger.filters):
         logger.addFilter(RedactSasFilter())
+
+
+def _malformed_path(exc: Exception) -> str | None:
+    """The path of the failed request when it holds ``.``/``..`` segments, else None."""
+    response = getattr(exc, "response", None)
+    request = getattr(response, "request", None)
+    url = getattr(request, "url", None)
+    if not isinstance(url, str):
+        return None
+    path = urlsplit(url).path
+    segments = unquote(path).split("/")[1:]
+    if any(seg in (".", "..") for seg in segments):
+        return path
+    return None
 
 
 def _strip_query(url: str) -> str:

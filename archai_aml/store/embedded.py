@@ -21,11 +21,11 @@ its own connection, opened lazily; a connection inherited through ``fork`` is ne
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import re
-import shutil
 import sqlite3
 import threading
 import time
@@ -35,20 +35,24 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from archai_aml.errors import (
     BlobExistsError,
     ConcurrencyError,
     EntityExistsError,
+    ReadOnlyStoreError,
     StoreError,
-    UnsafeBlobNameError,
 )
 from archai_aml.store.base import (
     Entity,
     Store,
     Value,
     as_set,
+    blob_conflicts,
+    check_column_count,
     check_key,
+    conflict_error,
     matching,
     requested_blobs,
     safe_blob_path,
@@ -56,6 +60,7 @@ from archai_aml.store.base import (
     upload_plan,
     user_columns,
 )
+from archai_aml.store.progress import TransferProgress
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +137,37 @@ def _decode_columns(data: str) -> dict[str, Value]:
     return {k: decode_value(v) for k, v in json.loads(data).items()}
 
 
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+_NOT_WRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+_CHUNK = 1 << 20
+
+
+def os_error(what: str, exc: OSError) -> StoreError:
+    """A one-line :class:`StoreError` for a file-system error: what failed, why, and what to do."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in _FULL:
+        return StoreError(
+            f"{what} failed: {reason} (the disk is full or a file size limit was reached): free space or "
+            "raise the limit and retry; that file was not written"
+        )
+    if exc.errno in _NOT_WRITABLE:
+        return ReadOnlyStoreError(
+            f"{what} failed: {reason}: the folder is not writable (a read-only mount or its permissions)"
+        )
+    return StoreError(f"{what} failed: {reason}")
+
+
+def _writable(path: Path) -> bool:
+    """Whether the store at ``path`` can be written: its nearest existing folder and its database."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):
+        return False
+    db = path / DB_FILE
+    return not db.exists() or os.access(db, os.W_OK)
+
+
 def _is_locked(exc: sqlite3.OperationalError) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
@@ -148,7 +184,12 @@ class EmbeddedStore(Store):
         table_name: str = "status",
         container_name: str = "models",
         max_concurrency: int = 8,
+        progress: bool | None = None,
+        read_only: bool | None = None,
     ) -> None:
+        """``progress``: the bar of folder transfers (None: on a terminal only). ``read_only``: open for
+        reading only (None: when the folder or its database is not writable, e.g. an archive mounted
+        read-only); writes then fail with :class:`~archai_aml.errors.ReadOnlyStoreError`."""
         if not _TABLE_NAME.match(table_name):
             raise ValueError(
                 f"invalid table name {table_name!r}: 3-63 letters or digits, starting with a letter"
@@ -163,15 +204,28 @@ class EmbeddedStore(Store):
         self.table_name = table_name
         self.container_name = container_name
         self.max_concurrency = max_concurrency
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.progress = progress
         self.db_path = self.path / DB_FILE
         self.blob_root = self.path / "blobs" / container_name
         self.tmp_dir = self.path / "tmp"
-        self.blob_root.mkdir(parents=True, exist_ok=True)
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self._read_only_arg = read_only
+        self.read_only = not _writable(self.path) if read_only is None else read_only
+        self._ro_uri: str | None = None
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[tuple[int, sqlite3.Connection]] = []
+        if self.read_only:
+            if not self.db_path.is_file():
+                raise StoreError(
+                    f"no embedded store at {self.path} (no {DB_FILE}) and the folder is read-only: "
+                    "nothing to read; check the path"
+                )
+            return
+        try:
+            self.blob_root.mkdir(parents=True, exist_ok=True)
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise os_error(f"creating the embedded store at {self.path}", exc) from None
         self._init_schema()
 
     def __repr__(self) -> str:
@@ -184,6 +238,8 @@ class EmbeddedStore(Store):
             "table_name": self.table_name,
             "container_name": self.container_name,
             "max_concurrency": self.max_concurrency,
+            "progress": self.progress,
+            "read_only": self._read_only_arg,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -192,16 +248,46 @@ class EmbeddedStore(Store):
             table_name=state["table_name"],
             container_name=state["container_name"],
             max_concurrency=state["max_concurrency"],
+            progress=state.get("progress"),
+            read_only=state.get("read_only"),
         )
 
     # ---------------------------------------------------------------------------------------- sqlite
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            return self._connect_read_only()
         conn = sqlite3.connect(
             self.db_path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
         )
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA synchronous = NORMAL")
         return conn
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A read-only connection: ``mode=ro`` (sees concurrent writers; needs the WAL index to exist or be
+        creatable), else ``immutable=1`` (a folder nobody writes, such as a read-only mount)."""
+        base = "file:" + quote(str(self.db_path))
+        uris = [self._ro_uri] if self._ro_uri else [base + "?mode=ro", base + "?immutable=1"]
+        last: sqlite3.Error | None = None
+        for uri in uris:
+            conn = sqlite3.connect(
+                uri, uri=True, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.Error as exc:
+                conn.close()
+                last = exc
+                continue
+            self._ro_uri = uri
+            return conn
+        raise StoreError(f"cannot read the embedded store at {self.path} read-only: {last}")
+
+    def _read_only_error(self, what: str) -> ReadOnlyStoreError:
+        return ReadOnlyStoreError(
+            f"{what}: the embedded store at {self.path} is read-only (its folder is not writable); reading "
+            "works, writing does not: copy the folder somewhere writable to change it"
+        )
 
     def _conn(self) -> sqlite3.Connection:
         pid = os.getpid()
@@ -222,9 +308,20 @@ class EmbeddedStore(Store):
                 return fn()
             except sqlite3.OperationalError as exc:
                 if not _is_locked(exc) or time.monotonic() > deadline:
-                    raise StoreError(f"embedded store {self.db_path}: {exc}") from exc
+                    raise self._sqlite_error(exc) from exc
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
+
+    def _sqlite_error(self, exc: sqlite3.Error) -> StoreError:
+        text = str(exc).lower()
+        if "readonly" in text or "read-only" in text:
+            return self._read_only_error("writing")
+        if "full" in text:
+            return StoreError(
+                f"embedded store {self.db_path}: {exc}: the disk is full; free space and retry (the "
+                "transaction was rolled back, nothing was written)"
+            )
+        return StoreError(f"embedded store {self.db_path}: {exc}")
 
     def _init_schema(self) -> None:
         def init() -> None:
@@ -243,6 +340,9 @@ class EmbeddedStore(Store):
 
     def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in a ``BEGIN IMMEDIATE`` transaction (the database write lock is held throughout)."""
+
+        if self.read_only:
+            raise self._read_only_error("writing an entity")
 
         def attempt() -> T:
             conn = self._conn()
@@ -296,6 +396,7 @@ class EmbeddedStore(Store):
     def create(self, partition: str, name: str, values: Mapping[str, Any] | None = None) -> Entity:
         check_key(partition, name)
         columns = {k: v for k, v in user_columns(values or {}).items() if v is not None}
+        check_column_count(partition, name, columns)
         data = _encode_columns(columns)
 
         def write(conn: sqlite3.Connection) -> Entity:
@@ -331,6 +432,7 @@ class EmbeddedStore(Store):
                 raise ConcurrencyError(partition, name, expected_version)
             current = _decode_columns(row[0]) if row is not None else {}
             columns = {k: v for k, v in compute(current).items() if v is not None}
+            check_column_count(partition, name, columns)
             data = _encode_columns(columns)
             version, ts = self._next_version(conn), _format_datetime(datetime.now(timezone.utc))
             if row is None:
@@ -443,37 +545,82 @@ class EmbeddedStore(Store):
 
     # ----------------------------------------------------------------------------------------- blobs
     def _folder(self, partition: str, name: str | None = None) -> Path:
-        """The blob folder of a partition or an entity, its keys checked (and refused if they would leave
-        the container)."""
+        """The blob folder of a partition or an entity, its keys checked (the key rule refuses '.' and '..',
+        and the path is checked once more to stay in the container)."""
         check_key(partition, name)
         parts = [partition] if name is None else [partition, name]
-        for part in parts:
-            if part in (".", ".."):
-                raise UnsafeBlobNameError(f"key {part!r} cannot name a blob folder")
         return safe_blob_path(self.blob_root, "/".join(parts))
 
-    def _write_file(self, target: Path, write: Callable[[Any], None], *, overwrite: bool) -> None:
-        """Write a file atomically: into a temp file first, then rename (or link, to refuse an existing one)."""
-        target.parent.mkdir(parents=True, exist_ok=True)
+    def _writable_folder(self, partition: str, name: str, what: str) -> Path:
+        if self.read_only:
+            raise self._read_only_error(f"{what} {partition}/{name}")
+        return self._folder(partition, name)
+
+    @staticmethod
+    def _conflict(folder: Path, blob: str) -> tuple[str, str] | None:
+        """(blob, other) when ``blob`` is the folder of an existing blob, or an existing blob is its folder."""
+        target = folder / blob
+        if target.is_dir():
+            inner = next((p for p in sorted(target.rglob("*")) if p.is_file()), None)
+            return (blob, inner.relative_to(folder).as_posix() if inner else blob + "/")
+        parts = blob.split("/")
+        for i in range(1, len(parts)):
+            if (folder / "/".join(parts[:i])).is_file():
+                return (blob, "/".join(parts[:i]))
+        return None
+
+    def _check_tree(self, partition: str, name: str, folder: Path, blobs: Sequence[str]) -> None:
+        """:class:`BlobConflictError` before anything is written when a new blob and another one (new or
+        stored) would be a file and a folder of the same name."""
+        conflicts = blob_conflicts(blobs, [])
+        conflicts += [c for c in (self._conflict(folder, b) for b in blobs) if c is not None]
+        if conflicts:
+            raise conflict_error(f"{partition}/{name}", conflicts)
+
+    def _write_file(
+        self,
+        target: Path,
+        write: Callable[[Any], None],
+        *,
+        overwrite: bool,
+        where: tuple[str, str, Path, str],
+    ) -> None:
+        """Write a file atomically: into a temp file first, then rename (or link, to refuse an existing one).
+        Whatever fails, the temp file is removed and the blob is either the old one or the new one."""
+        partition, name, folder, blob = where
         tmp = self.tmp_dir / f"{uuid.uuid4().hex}.part"
         try:
-            with open(tmp, "wb") as f:
-                write(f)
-            if overwrite:
-                os.replace(tmp, target)
-            else:
-                try:
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with open(tmp, "wb") as f:
+                    write(f)
+                if overwrite:
+                    os.replace(tmp, target)
+                else:
                     os.link(tmp, target)  # atomic create-if-absent
-                except FileExistsError as exc:
-                    raise BlobExistsError(f"blob {target} already exists (pass overwrite=True)") from exc
+            except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
+                if not overwrite and isinstance(exc, FileExistsError) and target.is_file():
+                    raise BlobExistsError(f"blob {target} already exists (pass overwrite=True)") from None
+                # a concurrent writer made a file where a folder goes (or the reverse)
+                found = self._conflict(folder, blob) or (blob, blob)
+                raise conflict_error(f"{partition}/{name}", [found]) from None
+            except OSError as exc:
+                raise os_error(f"writing blob {partition}/{name}/{blob} in {self.path}", exc) from None
         finally:
-            tmp.unlink(missing_ok=True)
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:  # pragma: no cover - the folder went read-only meanwhile
+                pass
 
     def upload_bytes(
         self, partition: str, name: str, blob_name: str, data: bytes, *, overwrite: bool = True
     ) -> str:
-        target = safe_blob_path(self._folder(partition, name), blob_name)
-        self._write_file(target, lambda f: f.write(data), overwrite=overwrite)
+        folder = self._writable_folder(partition, name, "uploading to")
+        target = safe_blob_path(folder, blob_name)
+        self._check_tree(partition, name, folder, [blob_name])
+        self._write_file(
+            target, lambda f: f.write(data), overwrite=overwrite, where=(partition, name, folder, blob_name)
+        )
         return f"{partition}/{name}/{blob_name}"
 
     def upload(
@@ -485,30 +632,43 @@ class EmbeddedStore(Store):
         blob_name: str | None = None,
         overwrite: bool = True,
         max_concurrency: int | None = None,
+        progress: bool | None = None,
     ) -> list[str]:
-        folder = self._folder(partition, name)
+        folder = self._writable_folder(partition, name, "uploading to")
         targets = [  # every name checked before anything is written
             (src, blob, safe_blob_path(folder, blob)) for src, blob in upload_plan(local_path, blob_name)
         ]
+        self._check_tree(partition, name, folder, [blob for _, blob, _ in targets])
+        sizes = sum(src.stat().st_size for src, _, _ in targets)
+        show = self.progress if progress is None else progress
 
-        def copy(item: tuple[Path, str, Path]) -> str:
-            src, blob, target = item
+        with TransferProgress(f"upload {partition}/{name}", sizes, len(targets), show) as bar:
 
-            def write(f: Any) -> None:
-                with open(src, "rb") as fin:
-                    shutil.copyfileobj(fin, f, 1 << 20)
+            def copy(item: tuple[Path, str, Path]) -> str:
+                src, blob, target = item
 
-            self._write_file(target, write, overwrite=overwrite)
-            return f"{partition}/{name}/{blob}"
+                def write(f: Any) -> None:
+                    with open(src, "rb") as fin:
+                        while chunk := fin.read(_CHUNK):
+                            f.write(chunk)
+                            bar.add(len(chunk))
 
-        if len(targets) <= 1:
-            done = [copy(t) for t in targets]
-        else:
-            workers = max(1, min(max_concurrency or self.max_concurrency, len(targets)))
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="upload") as pool:
-                done = list(pool.map(copy, targets))
+                self._write_file(target, write, overwrite=overwrite, where=(partition, name, folder, blob))
+                bar.file_done()
+                return f"{partition}/{name}/{blob}"
+
+            done = self._run_all(copy, targets, max_concurrency, "upload")
         log.debug("uploaded %d blob(s) to %s/%s", len(done), partition, name)
         return done
+
+    def _run_all(
+        self, fn: Callable[[Any], T], jobs: Sequence[Any], max_concurrency: int | None, label: str
+    ) -> list[T]:
+        if len(jobs) <= 1:
+            return [fn(job) for job in jobs]
+        workers = max(1, min(max_concurrency or self.max_concurrency, len(jobs)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=label) as pool:
+            return list(pool.map(fn, jobs))
 
     def download_bytes(self, partition: str, name: str, blob_name: str) -> bytes:
         path = safe_blob_path(self._folder(partition, name), blob_name)
@@ -525,6 +685,7 @@ class EmbeddedStore(Store):
         blob_names: Sequence[str] | None = None,
         pattern: str | None = None,
         max_concurrency: int | None = None,
+        progress: bool | None = None,
     ) -> list[Path]:
         folder = self._folder(partition, name)
         if blob_names is not None:
@@ -536,24 +697,40 @@ class EmbeddedStore(Store):
             names = self.list_blobs(partition, name, pattern=pattern)
         plan = [(safe_blob_path(folder, n), safe_blob_path(target_folder, n)) for n in names]  # all checked
         target_root = Path(target_folder)
-        target_root.mkdir(parents=True, exist_ok=True)
+        sizes = sum(src.stat().st_size for src, _ in plan)
+        show = self.progress if progress is None else progress
+        try:
+            target_root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise os_error(f"creating the download folder {target_root}", exc) from None
 
-        def copy(item: tuple[Path, Path]) -> Path:
-            src, dst = item
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dst.parent / f".{dst.name}.{uuid.uuid4().hex}.part"
-            try:
-                shutil.copyfile(src, tmp)
-                os.replace(tmp, dst)
-            finally:
-                tmp.unlink(missing_ok=True)
-            return dst
+        with TransferProgress(f"download {partition}/{name}", sizes, len(plan), show) as bar:
 
-        if len(plan) <= 1:
-            return [copy(p) for p in plan]
-        workers = max(1, min(max_concurrency or self.max_concurrency, len(plan)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="download") as pool:
-            return list(pool.map(copy, plan))
+            def copy(item: tuple[Path, Path]) -> Path:
+                src, dst = item
+                tmp = dst.parent / f".{dst.name}.{uuid.uuid4().hex}.part"
+                try:
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    with open(src, "rb") as fin, open(tmp, "wb") as fout:
+                        while chunk := fin.read(_CHUNK):
+                            fout.write(chunk)
+                            bar.add(len(chunk))
+                    os.replace(tmp, dst)
+                except FileNotFoundError:
+                    if not src.is_file():
+                        raise FileNotFoundError(f"no blob {src.name!r} under {partition}/{name}") from None
+                    raise
+                except OSError as exc:
+                    raise os_error(f"downloading blob {partition}/{name} to {dst}", exc) from None
+                finally:
+                    try:
+                        tmp.unlink(missing_ok=True)
+                    except OSError:  # pragma: no cover
+                        pass
+                bar.file_done()
+                return dst
+
+            return self._run_all(copy, plan, max_concurrency, "download")
 
     def list_blobs(self, partition: str, name: str | None = None, *, pattern: str | None = None) -> list[str]:
         folder = self._folder(partition, name)
@@ -563,7 +740,7 @@ class EmbeddedStore(Store):
         return sorted(matching(files, pattern))
 
     def delete_blobs(self, partition: str, name: str, *, pattern: str | None = None) -> int:
-        folder = self._folder(partition, name)
+        folder = self._writable_folder(partition, name, "deleting blobs of")
         count = 0
         for rel in self.list_blobs(partition, name, pattern=pattern):
             try:
@@ -571,6 +748,8 @@ class EmbeddedStore(Store):
                 count += 1
             except FileNotFoundError:
                 continue  # deleted by somebody else meanwhile
+            except OSError as exc:
+                raise os_error(f"deleting blob {partition}/{name}/{rel}", exc) from None
         # prune the folders left empty, deepest first, up to the entity folder itself
         if folder.is_dir():
             for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
@@ -591,6 +770,8 @@ class EmbeddedStore(Store):
             table_name=table_name,
             container_name=self.container_name,
             max_concurrency=self.max_concurrency,
+            progress=self.progress,
+            read_only=self._read_only_arg,
         )
 
     def close(self) -> None:
