@@ -17,13 +17,16 @@ _SECRET_ASSIGNMENT = re.compile(
     r"(?i)\b(AccountKey|SharedAccessKey|SharedAccessSignature|sig|AccessToken|password)(\s*[=:]\s*)[^;&\s\"',]+"
 )
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
-_BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{32,}={0,2}|[A-Za-z0-9+/]{16,}={1,2}")
+_B64 = r"(?:[A-Za-z0-9+/]|%2[BbFf])"  # base64, as it is or URL-encoded (a SAS signature in a URL)
+_BASE64_RUN = re.compile(rf"{_B64}{{32,}}(?:=|%3[Dd]){{0,2}}|{_B64}{{16,}}(?:=|%3[Dd]){{1,2}}")
 
 
 def _looks_like_key(run: str) -> bool:
-    """A base64 run that holds upper and lower case letters and digits, and is not a path of short words."""
-    body = run.rstrip("=")
-    if run.endswith("=") and len(body) >= 16:
+    """A base64 run that ends in padding, or holds upper and lower case letters and digits and is not a
+    path of short words."""
+    text = re.sub(r"%2[Bb]", "+", re.sub(r"%2[Ff]", "/", re.sub(r"%3[Dd]", "=", run)))
+    body = text.rstrip("=")
+    if text.endswith("=") and len(body) >= 16:
         return True
     return (
         any(c.isupper() for c in body)
