@@ -352,3 +352,6 @@ def test_bad_table_or_container_from_the_environment_names_the_variable() -> Non
     assert "invalid store settings in the environment" in str(info.value)
     with pytest.raises(ConfigError, match=r"ARCHAI_AML_STORE_CONTAINER='UPPER_case'"):
         store_config_from_env({"ARCHAI_AML_STORE": "/tmp/s", "ARCHAI_AML_STORE_CONTAINER": "UPPER_case"})
+    with pytest.raises(ConfigError, match=r"ARCHAI_AML_STORE_TABLE='x'"):  # also without a store variable
+        store_config_from_env({"ARCHAI_AML_STORE_TABLE": "x"})
+    assert store_config_from_env({"ARCHAI_AML_STORE_TABLE": "fine"}) is None  # names alone: no store

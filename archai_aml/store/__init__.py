@@ -75,6 +75,8 @@ def _config_from_env(env: Mapping[str, str], overrides: Mapping[str, Any]) -> St
     if env.get(ENV_CONTAINER):
         names["container_name"] = env[ENV_CONTAINER]
     names.update(overrides)
+    if names:
+        StoreConfig(**names)  # a bad name is reported (naming its variable) even when no store is set
     value = env.get(ENV_STORE) or env.get(ENV_ANCHOR)
     if value:
         if "=" in value:
