@@ -13,12 +13,22 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    Strict,
+    ValidationError,
+    model_validator,
+)
 
-from archai_aml.errors import ConfigError
+from archai_aml.config_yaml import EnvStr, load_yaml, substitute_env
+from archai_aml.errors import REDACTED, ConfigError, redact_secrets
 
 __all__ = [
     "ArchaiAmlConfig",
@@ -33,9 +43,39 @@ __all__ = [
     "TrainingConfig",
     "WorkspaceConfig",
     "dump_config",
+    "known_secrets",
     "load_config",
+    "load_yaml",
     "substitute_env",
 ]
+
+
+def _env_int(value: Any) -> Any:
+    if isinstance(value, EnvStr) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
+        return int(value)
+    return value
+
+
+def _env_float(value: Any) -> Any:
+    if isinstance(value, EnvStr):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _env_bool(value: Any) -> Any:
+    if isinstance(value, EnvStr) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return value
+
+
+# Strict numbers and flags: YAML ``true`` is not 1 and ``'60'`` is not 60.0 (a quoted number is a mistake);
+# a value from ``${VAR}`` is text by nature and is read as a number or flag where the field wants one.
+Int = Annotated[int, BeforeValidator(_env_int), Strict()]
+Float = Annotated[float, BeforeValidator(_env_float), Strict()]
+Bool = Annotated[bool, BeforeValidator(_env_bool), Strict()]
 
 
 class _Model(BaseModel):
@@ -61,7 +101,9 @@ class StoreConfig(_Model):
     blob_url: str | None = None
     sas_token: SecretStr | None = None
     managed_identity_client_id: str | None = None
-    max_concurrency: int = Field(default=8, ge=1, le=64)
+    max_concurrency: Int = Field(default=8, ge=1, le=64)
+    #: Progress bars of folder uploads and downloads: true always, false never, unset on a terminal only.
+    progress: Bool | None = None
 
     @model_validator(mode="after")
     def _check_azure(self) -> StoreConfig:
@@ -95,9 +137,9 @@ class WorkspaceConfig(_Model):
 class ClusterConfig(_Model):
     name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9-]{1,31}$")
     size: str = "Standard_NC6s_v3"
-    min_instances: int = Field(default=0, ge=0)
-    max_instances: int = Field(default=4, ge=1)
-    idle_time_before_scale_down: int = Field(default=300, ge=0)
+    min_instances: Int = Field(default=0, ge=0)
+    max_instances: Int = Field(default=4, ge=1)
+    idle_time_before_scale_down: Int = Field(default=300, ge=0)
     tier: Literal["dedicated", "low_priority"] = "dedicated"
 
     @model_validator(mode="after")
@@ -149,16 +191,16 @@ class TrainingConfig(_Model):
     )
     data: str = "data"
     data_mode: Literal["download", "ro_mount"] = "download"
-    epochs: float = Field(default=1.0, gt=0)
+    epochs: Float = Field(default=1.0, gt=0)
     metric_key: str = "val_iou"
     environment_variables: dict[str, str] = Field(default_factory=dict)
-    max_parallel: int = Field(default=2, ge=1)
-    jobs_per_gpu: int = Field(default=1, ge=1)
-    gpus: list[int] | None = None
-    timeout_seconds: float = Field(default=3600.0, gt=0)
-    max_failure_rate: float = Field(default=0.5, ge=0.0, le=1.0)
-    poll_interval_min_s: float = Field(default=0.05, gt=0)
-    poll_interval_max_s: float = Field(default=20.0, gt=0)
+    max_parallel: Int = Field(default=2, ge=1)
+    jobs_per_gpu: Int = Field(default=1, ge=1)
+    gpus: list[Int] | None = None
+    timeout_seconds: Float = Field(default=3600.0, gt=0)
+    max_failure_rate: Float = Field(default=0.5, ge=0.0, le=1.0)
+    poll_interval_min_s: Float = Field(default=0.05, gt=0)
+    poll_interval_max_s: Float = Field(default=20.0, gt=0)
     local_root: Path = Path(".archai_aml/jobs")
 
 
@@ -166,41 +208,41 @@ class TargetConfig(_Model):
     """The hardware a runner measures on."""
 
     name: Literal["cpu", "qnn", "snpe"] = "cpu"
-    input_shape: list[int] = Field(default_factory=lambda: [1, 3, 256, 256])
+    input_shape: list[Int] = Field(default_factory=lambda: [1, 3, 256, 256])
     device: str | None = None
-    max_benchmark_runs: int = Field(default=5, ge=1)
-    benchmark_iterations: int = Field(default=50, ge=1)
-    calibration_images: int = Field(default=32, ge=1)
-    f1_onnx_images: int = Field(default=10000, ge=1)
-    f1_1k_images: int = Field(default=1000, ge=1)
-    f1_10k_images: int = Field(default=10000, ge=1)
+    max_benchmark_runs: Int = Field(default=5, ge=1)
+    benchmark_iterations: Int = Field(default=50, ge=1)
+    calibration_images: Int = Field(default=32, ge=1)
+    f1_onnx_images: Int = Field(default=10000, ge=1)
+    f1_1k_images: Int = Field(default=1000, ge=1)
+    f1_10k_images: Int = Field(default=10000, ge=1)
     dataset: str | None = None
 
 
 class RunnerConfig(_Model):
     """How ``archai-aml runner`` works: lease length, polling, working and host-lock folders."""
 
-    lease_ttl_s: float = Field(default=60.0, gt=0)
-    poll_interval_s: float = Field(default=10.0, gt=0)
+    lease_ttl_s: Float = Field(default=60.0, gt=0)
+    poll_interval_s: Float = Field(default=10.0, gt=0)
     working: Path = Path(".archai_aml/runner")
     lock_dir: Path | None = None
 
 
 class SearchConfig(_Model):
-    iterations: int = Field(default=2, ge=1)
-    init_num_models: int = Field(default=4, ge=1)
-    max_unseen_population: int = Field(default=4, ge=1)
-    mutations_per_parent: int = Field(default=1, ge=1)
-    num_crossovers: int = Field(default=2, ge=0)
-    num_random_mix: int = Field(default=2, ge=0)
-    seed: int = 1
+    iterations: Int = Field(default=2, ge=1)
+    init_num_models: Int = Field(default=4, ge=1)
+    max_unseen_population: Int = Field(default=4, ge=1)
+    mutations_per_parent: Int = Field(default=1, ge=1)
+    num_crossovers: Int = Field(default=2, ge=0)
+    num_random_mix: Int = Field(default=2, ge=0)
+    seed: Int = 1
     #: Narrower choices for the example search space (``depths``, ``channels``, ``stem_strides``).
-    space: dict[str, list[int]] = Field(default_factory=dict)
+    space: dict[str, list[Int]] = Field(default_factory=dict)
     #: Runner threads the search starts for its lifetime (0: rely on a runner fleet started elsewhere).
-    local_runners: int = Field(default=1, ge=0)
+    local_runners: Int = Field(default=1, ge=0)
     #: Latency polls: seconds between polls, and polls without progress before giving up.
-    latency_poll_interval_s: float = Field(default=5.0, gt=0)
-    latency_max_retries: int = Field(default=120, ge=1)
+    latency_poll_interval_s: Float = Field(default=5.0, gt=0)
+    latency_max_retries: Int = Field(default=120, ge=1)
     #: Partition of the latency rows (default ``<experiment_name>-latency``; training rows have the same
     #: names, so they cannot share a partition).
     latency_experiment: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
@@ -216,42 +258,17 @@ class ArchaiAmlConfig(_Model):
     search: SearchConfig = SearchConfig()
 
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def substitute_env(value: Any, env: Mapping[str, str] | None = None, _where: str = "") -> Any:
-    """Replace ``${NAME}`` / ``${NAME:-default}`` in every string of ``value`` (recursively).
-
-    Azure ML bindings (``${{inputs.x}}``) are left alone. A variable that is unset and has no default raises
-    :class:`ConfigError` naming the variable and the field where it is used.
-    """
-    env = os.environ if env is None else env
-    if isinstance(value, str):
-
-        def repl(m: re.Match[str]) -> str:
-            name, default = m.group(1), m.group(2)
-            if name in env:
-                return env[name]
-            if default is not None:
-                return default
-            raise ConfigError(
-                f"{_where or 'config'}: environment variable {name} is not set "
-                f"(set it, or write ${{{name}:-default}} for a default)"
-            )
-
-        return _VAR.sub(repl, value)
-    if isinstance(value, Mapping):
-        return {k: substitute_env(v, env, f"{_where}.{k}" if _where else str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [substitute_env(v, env, f"{_where}[{i}]") for i, v in enumerate(value)]
-    return value
+_TYPE_ERRORS = {"int_type", "float_type", "bool_type"}
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(root)"
-        lines.append(f"  {loc}: {e['msg']}")
+        got = ""
+        if e["type"] in _TYPE_ERRORS and isinstance(e.get("input"), (str, bool)):
+            got = f" (got the {type(e['input']).__name__} {e['input']!r}: write the value unquoted, as its type)"
+        lines.append(f"  {loc}: {e['msg']}{got}")
     return f"invalid configuration in {source}:\n" + "\n".join(lines)
 
 
@@ -271,11 +288,13 @@ def load_config(
         path = Path(source)
         where = str(path)
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError as exc:
-            raise ConfigError(f"configuration file {path} does not exist") from exc
+            raw = load_yaml(path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file {path} does not exist") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from exc
+            # PyYAML quotes the offending line: ConfigError redacts secret shapes, and the YAML error is not
+            # chained (a traceback would print it unredacted)
+            raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from None
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: the configuration must be a mapping, got {type(raw).__name__}")
     raw = substitute_env(raw, env)
@@ -285,6 +304,55 @@ def load_config(
         raise ConfigError(_format_validation_error(exc, where)) from None
 
 
+def known_secrets(config: BaseModel) -> set[str]:
+    """Every secret a configuration holds: its ``SecretStr`` values and, of a connection string, the account
+    key and SAS token it carries."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, SecretStr):
+            secret = value.get_secret_value()
+            if secret:
+                found.add(secret)
+                found.update(_secret_parts(secret))
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+
+    walk(config)
+    return {s for s in found if len(s) >= 8}
+
+
+def _secret_parts(text: str) -> set[str]:
+    parts = set()
+    for item in text.split(";"):
+        key, _, value = item.partition("=")
+        if key.strip().lower() in ("accountkey", "sharedaccesssignature") and value:
+            parts.add(value.strip())
+    return parts
+
+
 def dump_config(config: BaseModel) -> str:
-    """YAML of a configuration with every secret masked."""
-    return yaml.safe_dump(config.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    """YAML of a configuration with every secret masked: ``SecretStr`` fields, any other value that holds a
+    secret of the configuration (e.g. a store connection string copied into
+    ``training.environment_variables``), and known secret shapes (account keys, SAS signatures)."""
+    secrets = sorted(known_secrets(config), key=len, reverse=True)
+
+    def mask(value: Any) -> Any:
+        if isinstance(value, str):
+            if any(secret in value for secret in secrets):
+                return REDACTED
+            return redact_secrets(value)
+        if isinstance(value, dict):
+            return {k: mask(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [mask(v) for v in value]
+        return value
+
+    return yaml.safe_dump(mask(config.model_dump(mode="json", exclude_none=True)), sort_keys=False)

@@ -6,7 +6,42 @@ secrets (account keys, connection strings, SAS tokens).
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+REDACTED = "**********"
+
+# Known secret shapes: ``AccountKey=``/``SharedAccessSignature=``/``sig=`` values (connection strings, SAS
+# tokens, URLs), JSON web tokens, and long base64 runs such as an account key's tail shown by itself.
+_SECRET_ASSIGNMENT = re.compile(
+    r"(?i)\b(AccountKey|SharedAccessKey|SharedAccessSignature|sig|AccessToken|password)(\s*[=:]\s*)[^;&\s\"',]+"
+)
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
+_B64 = r"(?:[A-Za-z0-9+/]|%2[BbFf])"  # base64, as it is or URL-encoded (a SAS signature in a URL)
+_BASE64_RUN = re.compile(rf"{_B64}{{32,}}(?:=|%3[Dd]){{0,2}}|{_B64}{{16,}}(?:=|%3[Dd]){{1,2}}")
+
+
+def _looks_like_key(run: str) -> bool:
+    """A base64 run that ends in padding, or holds upper and lower case letters and digits and is not a
+    path of short words."""
+    text = re.sub(r"%2[Bb]", "+", re.sub(r"%2[Ff]", "/", re.sub(r"%3[Dd]", "=", run)))
+    body = text.rstrip("=")
+    if text.endswith("=") and len(body) >= 16:
+        return True
+    return (
+        any(c.isupper() for c in body)
+        and any(c.islower() for c in body)
+        and any(c.isdigit() for c in body)
+        and max(len(part) for part in body.split("/")) >= 24
+    )
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` with every known secret shape replaced by ``**********``: account keys (also a tail of one),
+    SAS signatures, ``AccountKey=``/``SharedAccessSignature=`` values of connection strings, JWTs."""
+    text = _SECRET_ASSIGNMENT.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+    text = _JWT.sub(REDACTED, text)
+    return _BASE64_RUN.sub(lambda m: REDACTED if _looks_like_key(m.group(0)) else m.group(0), text)
 
 
 class ArchaiAmlError(Exception):
@@ -14,7 +49,12 @@ class ArchaiAmlError(Exception):
 
 
 class ConfigError(ArchaiAmlError):
-    """A configuration file or value is invalid; the message names the field or variable."""
+    """A configuration file or value is invalid; the message names the field or variable.
+
+    The message is passed through :func:`redact_secrets`: no config error shows a key or a SAS."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(redact_secrets(str(message)))
 
 
 class StoreError(ArchaiAmlError):
@@ -56,7 +96,20 @@ class ConcurrencyError(StoreError):
 
 
 class UnsafeBlobNameError(StoreError):
-    """A blob name would escape its folder ('..', an absolute path, a drive letter)."""
+    """A blob name would escape its folder ('..', '.', an absolute path, a drive letter)."""
+
+
+class InvalidNameError(StoreError, ValueError):
+    """A partition, entity name or column name breaks the store's naming rule; the message says which rule."""
+
+
+class BlobConflictError(StoreError):
+    """A blob name is also the folder of another blob of the entity (``a`` and ``a/b``): both backends refuse
+    it, since the two could not be downloaded into one folder."""
+
+
+class ReadOnlyStoreError(StoreError):
+    """A write to a store that was opened read-only (its folder is not writable)."""
 
 
 class BlobExistsError(StoreError, FileExistsError):

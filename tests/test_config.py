@@ -229,3 +229,129 @@ def test_job_environment_carries_the_job_identity_unless_the_store_names_one() -
     own = StoreConfig(**urls, managed_identity_client_id="store-id")
     assert job_environment(own, identity_client_id="job-id")[ENV_CLIENT_ID] == "store-id"
     assert ENV_CLIENT_ID not in job_environment(StoreConfig(**urls))
+
+
+# --------------------------------------------------------------------------------------------- issue 8
+REAL_SHAPED_KEY = "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaYWJjZGVmZ2hpamtsbW5vcA=="
+
+
+def secret_pieces(secret: str, size: int = 12) -> list[str]:
+    """Every piece of ``size`` characters of ``secret``: none may appear in what is shown."""
+    return [secret[i : i + size] for i in range(0, len(secret) - size + 1)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # an unterminated quote: PyYAML quotes the line (the key's tail) in its snippet
+        'store:\n  backend: azure\n  connection_string: "DefaultEndpointsProtocol=https;AccountName=acct;'
+        f"AccountKey={REAL_SHAPED_KEY};EndpointSuffix=core.windows.net\n  other: [\n",
+        # a tab where YAML wants spaces, right after the key
+        f"store:\n  backend: azure\n  connection_string: AccountName=a;AccountKey={REAL_SHAPED_KEY}\n\tbad: 1\n",
+        # a bad indentation next to a bare key value
+        f"store:\n  account_key_here: {REAL_SHAPED_KEY}\n    nested: [1\n",
+    ],
+)
+def test_yaml_errors_never_show_a_secret(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError, match="not valid YAML") as info:
+        load_config(write(tmp_path, text))
+    message = str(info.value)
+    assert "**********" in message or REAL_SHAPED_KEY[:12] not in message
+    leaked = [piece for piece in secret_pieces(REAL_SHAPED_KEY) if piece in message]
+    assert leaked == [], message
+    assert info.value.__cause__ is None and info.value.__suppress_context__  # no unredacted chained error
+
+
+def test_sas_signatures_are_redacted_from_config_errors(tmp_path: Path) -> None:
+    signature = "AbCdEf0123456789%2BAbCdEf0123456789%3D"
+    # the snippet shows the signature's tail without its "sig=": the URL-encoded base64 shape is redacted
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, f"store:\n  sas_token: sv=2024&sig={signature}: x\n"))
+    assert "mapping values are not allowed" in str(info.value)
+    assert [p for p in secret_pieces(signature, 10) if p in str(info.value)] == [], str(info.value)
+    # and a message holding the whole token masks the value after sig=
+    with pytest.raises(ConfigError) as info:
+        load_config({"store": {"backend": "azure", "sas_token": f"sv=2024&sig={signature}", "oops": 1}})
+    assert signature not in str(info.value)
+    error = ConfigError(f"bad token sv=2024&sig={signature}&se=2030")
+    assert str(error) == "bad token sv=2024&sig=**********&se=2030"
+
+
+def test_quoted_numbers_and_booleans_are_not_coerced(tmp_path: Path) -> None:
+    cases = {
+        "training:\n  epochs: '60'\n": ("training.epochs", "'60'"),
+        "store:\n  max_concurrency: true\n": ("store.max_concurrency", "True"),
+        "training:\n  timeout_seconds: 'soon'\n": ("training.timeout_seconds", "'soon'"),
+        "target:\n  input_shape: [1, 3, '256', 256]\n": ("target.input_shape.2", "'256'"),
+        "runner:\n  lease_ttl_s: false\n": ("runner.lease_ttl_s", "False"),
+    }
+    for text, (field, shown) in cases.items():
+        with pytest.raises(ConfigError) as info:
+            load_config(write(tmp_path, text))
+        assert field in str(info.value) and shown in str(info.value), str(info.value)
+    # numbers as numbers, an int where a float goes, and values from ${VAR} (text by nature) still load
+    config = load_config(
+        write(
+            tmp_path,
+            "training:\n  epochs: 2\n  max_parallel: ${PAR}\n  timeout_seconds: ${T:-90.5}\n"
+            "target:\n  input_shape: [1, 3, '${H}', 256]\nstore:\n  progress: ${P}\n",
+        ),
+        env={"PAR": "3", "H": "128", "P": "false"},
+    )
+    assert config.training.epochs == 2.0 and isinstance(config.training.epochs, float)
+    assert config.training.max_parallel == 3 and config.training.timeout_seconds == 90.5
+    assert config.target.input_shape == [1, 3, 128, 256] and config.store.progress is False
+    with pytest.raises(ConfigError, match="training.max_parallel"):
+        load_config(write(tmp_path, "training:\n  max_parallel: ${PAR}\n"), env={"PAR": "three"})
+
+
+def test_duplicate_yaml_keys_are_refused_naming_both_lines(tmp_path: Path) -> None:
+    text = "experiment_name: first\nstore:\n  backend: embedded\n  path: a\n  path: b\n"
+    with pytest.raises(ConfigError, match="'path' appears twice in one mapping: lines 4 and 5"):
+        load_config(write(tmp_path, text))
+    with pytest.raises(ConfigError, match="'experiment_name' appears twice in one mapping: lines 1 and 6"):
+        load_config(
+            write(tmp_path, "experiment_name: first\nstore: {}\nx: 1\ny: 2\nz: 3\nexperiment_name: b\n")
+        )
+    # a merge key may still be overridden, and equal keys in different mappings are fine
+    ok = "base: &b {epochs: 1.0}\ntraining:\n  <<: *b\n  epochs: 2.0\n"
+    assert yaml.safe_load(ok)["training"]["epochs"] == 2.0
+    from archai_aml.config import load_yaml
+
+    assert load_yaml(ok)["training"] == {"epochs": 2.0}
+    assert load_yaml("a: {x: 1}\nb: {x: 2}\n") == {"a": {"x": 1}, "b": {"x": 2}}
+
+
+def test_dump_config_masks_any_value_holding_a_known_secret() -> None:
+    config = load_config(
+        {
+            "store": {"backend": "azure", "connection_string": SECRET_CS},
+            "training": {
+                "environment_variables": {
+                    "MODEL_STORAGE_CONNECTION_STRING": SECRET_CS,
+                    "ONLY_THE_KEY": SECRET_KEY,
+                    "IN_A_COMMAND": f"--key {SECRET_KEY} --other",
+                    "SAS_URL": "https://a.blob.core.windows.net/c?sv=2024&sig=SIGNATURE0123456789",
+                    "HARMLESS": "value",
+                }
+            },
+        }
+    )
+    dumped = dump_config(config)
+    assert SECRET_KEY not in dumped and "SIGNATURE0123456789" not in dumped
+    env = yaml.safe_load(dumped)["training"]["environment_variables"]
+    assert env["MODEL_STORAGE_CONNECTION_STRING"] == "**********"
+    assert env["ONLY_THE_KEY"] == "**********" and env["IN_A_COMMAND"] == "**********"
+    assert env["SAS_URL"] == "https://a.blob.core.windows.net/c?sv=2024&sig=**********"
+    assert env["HARMLESS"] == "value"
+
+
+def test_bad_table_or_container_from_the_environment_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match=r"ARCHAI_AML_STORE_TABLE='bad name!'") as info:
+        store_config_from_env({"ARCHAI_AML_STORE": "/tmp/s", "ARCHAI_AML_STORE_TABLE": "bad name!"})
+    assert "invalid store settings in the environment" in str(info.value)
+    with pytest.raises(ConfigError, match=r"ARCHAI_AML_STORE_CONTAINER='UPPER_case'"):
+        store_config_from_env({"ARCHAI_AML_STORE": "/tmp/s", "ARCHAI_AML_STORE_CONTAINER": "UPPER_case"})
+    with pytest.raises(ConfigError, match=r"ARCHAI_AML_STORE_TABLE='x'"):  # also without a store variable
+        store_config_from_env({"ARCHAI_AML_STORE_TABLE": "x"})
+    assert store_config_from_env({"ARCHAI_AML_STORE_TABLE": "fine"}) is None  # names alone: no store

@@ -283,3 +283,87 @@ def test_quickstart_example_runs(tmp_path: Path) -> None:
     assert rows["tiny_w4"]["status"] == "complete" and rows["tiny_w4"]["cpu_latency_ms"] > 0
     assert rows["tiny_w8"]["status"] == "new" and rows["tiny_w16"]["priority"] == 2
     assert (tmp_path / "demo" / "downloaded" / "tiny_w8" / "model.onnx").is_file()
+
+
+# --------------------------------------------------------------------- one-line errors (issue 8)
+def single_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_bad_names_name_their_flag(
+    store_dir: Path, onnx_model: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    cases = [
+        (["upload", str(onnx_model), "--name", ".."], "archai-aml upload: --name '..'"),
+        (["status", "--name", "a/b"], "archai-aml status: --name 'a/b'"),
+        (["download", "..", "-o", str(tmp_path / "out")], "archai-aml download: NAME '..'"),
+        (["delete", "x#y"], "archai-aml delete: NAME 'x#y'"),
+        (["status", "--experiment", "."], "archai-aml status: --experiment '.'"),
+    ]
+    for argv, start in cases:
+        code, out, err = run(capsys, *argv)
+        assert code == 2, (argv, err)
+        assert single_error_line(err).startswith(start), err
+    odd = tmp_path / "odd#name.onnx"
+    shutil.copy(onnx_model, odd)
+    code, _, err = run(capsys, "upload", str(odd))
+    assert code == 2 and "pass --name" in single_error_line(err)
+    with EmbeddedStore(store_dir) as store:
+        assert store.partitions() == []
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_environment_values_name_the_variable(
+    store_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARCHAI_AML_STORE_TABLE", "no spaces allowed")
+    code, _, err = run(capsys, "status")
+    assert code == 2
+    line = single_error_line(err)
+    assert "ARCHAI_AML_STORE_TABLE='no spaces allowed'" in line
+    monkeypatch.delenv("ARCHAI_AML_STORE_TABLE")
+    monkeypatch.setenv("ARCHAI_AML_STORE_CONTAINER", "Bad_Container")
+    code, _, err = run(capsys, "status")
+    assert code == 2 and "ARCHAI_AML_STORE_CONTAINER='Bad_Container'" in single_error_line(err)
+
+
+def test_os_errors_and_bad_patterns_end_in_one_line(
+    store_dir: Path, onnx_model: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert run(capsys, "upload", str(onnx_model), "--name", "m1")[0] == 0
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code, _, err = run(capsys, "download", "m1", "-o", str(blocker / "sub"))
+    assert code == 2
+    line = single_error_line(err)
+    assert line.startswith("archai-aml download:") and "a-file" in line
+    code, _, err = run(capsys, "list", "m1", "--pattern", "(unclosed")
+    assert code == 2 and single_error_line(err).startswith("archai-aml list: error: missing )")
+
+
+def test_archai_log_goes_under_the_commands_folder(
+    store_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from archai.common import ordered_dict_logger_utils
+    from archai.common.ordered_dict_logger_utils import get_logger
+
+    monkeypatch.setattr(ordered_dict_logger_utils, "LOG_FILE", "archai.log")  # restored after the test
+    monkeypatch.chdir(tmp_path)
+    archai_logger = get_logger("archai.test.cli")  # made before the command: its handler points at the cwd
+    try:
+        assert run(capsys, "status")[0] == 0
+        archai_logger.info("a record archai writes")
+        for handler in archai_logger.handlers:
+            handler.flush()
+        assert not (tmp_path / "archai.log").exists()
+        assert "a record archai writes" in (tmp_path / ".archai_aml" / "archai.log").read_text()
+        later = get_logger("archai.test.cli.later")  # made after: LOG_FILE points there too
+        later.info("later record")
+        assert "later record" in (tmp_path / ".archai_aml" / "archai.log").read_text()
+    finally:
+        for logger in (archai_logger, get_logger("archai.test.cli.later")):
+            for handler in list(logger.handlers):
+                handler.close()
+                logger.removeHandler(handler)

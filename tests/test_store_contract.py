@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 
 from archai_aml.errors import (
+    BlobConflictError,
     BlobExistsError,
     ConcurrencyError,
     EntityExistsError,
+    InvalidNameError,
+    StoreError,
     UnsafeBlobNameError,
 )
 from archai_aml.store import Store
@@ -377,7 +380,7 @@ def test_delete_blobs(store: Store, tmp_path: Path) -> None:
     assert store.list_blobs(P, "m2") == ["keep.txt"]
 
 
-UNSAFE = ["../x", "/etc/passwd", "a/../../b", "..", "sub/../../../escape.txt"]
+UNSAFE = ["../x", "/etc/passwd", "a/../../b", "..", "sub/../../../escape.txt", ".", "./x", "a/./b", "a/."]
 
 
 @pytest.mark.parametrize("bad", UNSAFE)
@@ -434,3 +437,184 @@ def test_cas_merge_from_a_known_entity(store: Store) -> None:
     got = store.get(P, "typed")
     assert got is not None and user_part(got) == expected
     assert all(type(got[k]) is type(v) for k, v in expected.items())
+
+
+# ------------------------------------------------------------------------------ one key rule (issue 8)
+BAD_KEYS = {
+    ".": "'.' and '..'",
+    "..": "'.' and '..'",
+    "a/b": "'/'",
+    "a\\b": "'\\\\'",
+    "p#1": "'#'",
+    "what?": "'?'",
+    "tab\there": "U+0009",
+    "del\x7f": "U+007F",
+    "": "empty",
+    "é" * 128: "256 bytes",
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_KEYS), ids=[repr(k)[:12] for k in BAD_KEYS])
+def test_one_key_rule_for_partitions_and_names(store: Store, bad: str, tmp_path: Path) -> None:
+    rule = BAD_KEYS[bad]
+    for call in (
+        lambda: store.create(P, bad, {"x": 1}),
+        lambda: store.create(bad, "m1", {"x": 1}),
+        lambda: store.merge(P, bad, {"x": 1}),
+        lambda: store.replace(bad, "m1", {"x": 1}),
+        lambda: store.get(P, bad),
+        lambda: store.delete(P, bad),
+        lambda: store.upload_bytes(P, bad, "model.onnx", b"x"),
+        lambda: store.upload_bytes(bad, "victim", "model.onnx", b"x"),
+        lambda: store.download(P, bad, tmp_path / "out"),
+        lambda: store.list_blobs(bad),
+        lambda: store.delete_blobs(P, bad),
+    ):
+        with pytest.raises(InvalidNameError, match="invalid (partition|name)") as info:
+            call()
+        assert rule in str(info.value)
+        assert isinstance(info.value, ValueError) and isinstance(info.value, StoreError)
+    assert store.partitions() == []
+    assert store.list_blobs(P) == []
+    assert not (tmp_path / "out").exists()
+
+
+def test_longest_key_is_accepted_on_every_backend(store: Store) -> None:
+    longest = "é" * 127 + "x"  # 255 bytes in UTF-8
+    store.create(P, longest, {"x": 1})
+    store.upload_bytes(P, longest, "model.onnx", b"m")
+    assert store.get(P, longest) is not None
+    assert store.list_blobs(P, longest) == ["model.onnx"]
+    assert store.download_bytes(P, longest, "model.onnx") == b"m"
+
+
+def test_dot_blob_name_cannot_turn_the_entity_folder_into_a_file(store: Store) -> None:
+    for bad in (".", "a/.", "./a"):
+        with pytest.raises(UnsafeBlobNameError, match="'.'"):
+            store.upload_bytes(P, "m1", bad, b"x")
+    store.upload_bytes(P, "m1", "model.onnx", b"ok")  # the entity can still hold blobs
+    assert store.list_blobs(P, "m1") == ["model.onnx"]
+
+
+# ---------------------------------------------------------------------------- reserved columns (issue 8)
+SERVICE_COLUMNS = ["PartitionKey", "RowKey", "Timestamp", "etag", "partitionkey", "ROWKEY", "odata.etag"]
+
+
+@pytest.mark.parametrize("column", SERVICE_COLUMNS)
+def test_service_column_names_are_refused_and_redirect_nothing(store: Store, column: str) -> None:
+    victim = store.create("secret", "s1", {"owner": "someone else"})
+    m1 = store.create(P, "m1", {"a": 1})
+    redirect = {
+        column: "secret",
+        "RowKey" if column != "RowKey" else "PartitionKey": "s1",
+        "owner": "attacker",
+    }
+    for call in (
+        lambda: store.merge(P, "m1", redirect),
+        lambda: store.replace(P, "m1", redirect),
+        lambda: store.replace(P, "m1", redirect, expected_version=m1["_version"]),
+        lambda: store.cas_merge(m1, redirect),
+        lambda: store.create(P, "m2", redirect),
+        lambda: store.query(P, where={column: "secret"}),
+    ):
+        with pytest.raises(InvalidNameError, match=r"column '.*' is reserved|invalid column") as info:
+            call()
+        assert isinstance(info.value, ValueError)
+    got = store.get("secret", "s1")
+    assert got is not None and got["owner"] == "someone else" and got["_version"] == victim["_version"]
+    m1_now = store.get(P, "m1")
+    assert m1_now is not None and user_part(m1_now) == {"a": 1} and m1_now["_version"] == m1["_version"]
+    assert store.get(P, "m2") is None
+
+
+def test_reserved_column_message_names_the_column(store: Store) -> None:
+    with pytest.raises(InvalidNameError) as info:
+        store.merge(P, "m1", {"Timestamp": 1})
+    assert "'Timestamp'" in str(info.value) and "reserved" in str(info.value)
+
+
+def test_more_columns_than_the_table_service_allows_are_refused(store: Store) -> None:
+    wide = {f"c{i}": i for i in range(253)}
+    with pytest.raises(InvalidNameError, match="253 columns"):
+        store.create(P, "wide", wide)
+    with pytest.raises(InvalidNameError, match="253 columns"):
+        store.replace(P, "wide", wide)
+    assert store.get(P, "wide") is None
+    store.create(P, "wide", {f"c{i}": i for i in range(252)})
+
+
+# ------------------------------------------------------------------- blob file vs folder (issue 12)
+def test_a_blob_cannot_also_be_a_folder_of_blobs(store: Store, tmp_path: Path) -> None:
+    store.upload_bytes(P, "m1", "a", b"file a")
+    with pytest.raises(BlobConflictError, match="'a/b'.*conflicts with blob 'a'"):
+        store.upload_bytes(P, "m1", "a/b", b"under a")
+    store.upload_bytes(P, "m2", "a/b/c", b"deep")
+    with pytest.raises(BlobConflictError, match="'a'.*conflicts with blob 'a/b/c'"):
+        store.upload_bytes(P, "m2", "a", b"file a")
+    with pytest.raises(BlobConflictError, match="'a/b'"):
+        store.upload_bytes(P, "m2", "a/b", b"file a/b")
+    # a folder upload that would collide writes nothing at all
+    src = tmp_path / "src"
+    (src / "x").mkdir(parents=True)
+    (src / "first.txt").write_text("first")
+    (src / "x" / "y.txt").write_text("y")
+    with pytest.raises(BlobConflictError):
+        store.upload(P, "m1", src, blob_name="a")
+    assert store.list_blobs(P, "m1") == ["a"]
+    assert store.list_blobs(P, "m2") == ["a/b/c"]
+    assert isinstance(BlobConflictError("x"), StoreError)
+    # overwriting the same name, and siblings, are fine
+    store.upload_bytes(P, "m1", "a", b"again")
+    store.upload_bytes(P, "m1", "ab/c", b"sibling")
+    assert store.download_bytes(P, "m1", "a") == b"again"
+    out = store.download(P, "m1", tmp_path / "out")
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in out) == ["a", "ab/c"]
+
+
+# --------------------------------------------------------------------------- integers (issue 12)
+def test_32_and_64_bit_integers_read_back_as_int(store: Store) -> None:
+    values = {"i32": 5, "i32_max": 2**31 - 1, "i32_min": -(2**31), "i64": 2**40, "zero": 0, "f": 1.0}
+    store.create(P, "ints", values)
+    got = store.get(P, "ints")
+    assert got is not None and user_part(got) == values
+    assert {k: type(v) for k, v in user_part(got).items()} == {k: type(v) for k, v in values.items()}
+
+
+# ----------------------------------------------------------------------- progress bars (issue 12)
+def _folder_of(root: Path, files: int, size: int) -> Path:
+    root.mkdir(parents=True)
+    for i in range(files):
+        (root / f"img{i:02d}.bin").write_bytes(bytes([i]) * size)
+    return root
+
+
+def test_folder_transfers_show_a_progress_bar_of_bytes_and_files(
+    store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = _folder_of(tmp_path / "calib", 6, 50_000)
+    capsys.readouterr()
+    store.upload(P, "m1", src, progress=True)
+    err = capsys.readouterr().err
+    assert "6/6 files" in err and "upload" in err
+    assert "293k" in err or "293" in err  # 300,000 bytes in KiB (unit_divisor 1024)
+    store.download(P, "m1", tmp_path / "down", progress=True)
+    err = capsys.readouterr().err
+    assert "6/6 files" in err and "download" in err
+    assert sorted(p.name for p in (tmp_path / "down").iterdir()) == [f"img{i:02d}.bin" for i in range(6)]
+
+
+def test_progress_bars_can_be_turned_off_per_call_and_per_store(
+    store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = _folder_of(tmp_path / "calib", 4, 1000)
+    capsys.readouterr()
+    store.upload(P, "m1", src, progress=False)
+    store.download(P, "m1", tmp_path / "d1", progress=False)
+    assert capsys.readouterr().err == ""
+    store.progress = False  # type: ignore[attr-defined]
+    store.upload(P, "m2", src)
+    store.download(P, "m2", tmp_path / "d2")
+    assert capsys.readouterr().err == ""
+    store.progress = True  # type: ignore[attr-defined]
+    store.upload(P, "m3", src)
+    assert "4/4 files" in capsys.readouterr().err

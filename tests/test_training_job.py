@@ -187,3 +187,27 @@ def test_sigterm_marks_the_row_failed(tmp_path: Path) -> None:
     assert row is not None and row["status"] == "failed"
     assert row["error"].startswith("JobTerminatedError: job run-7 received SIGTERM")
     assert "JobTerminatedError" in stderr
+
+
+@pytest.mark.parametrize(
+    "metric", ["PartitionKey", "RowKey", "Timestamp", "etag", "name", "_version", "bad name"]
+)
+def test_a_metric_the_store_cannot_hold_is_refused_before_anything_is_written(
+    store: Store, metric: str
+) -> None:
+    from archai_aml.errors import InvalidNameError
+
+    store.create("secret", "s1", {"owner": "other"})
+    with TrainingJob(store, EXP, "m9", use_mlflow=False) as job:
+        before = store.get(EXP, "m9")
+        with pytest.raises(InvalidNameError, match=repr(metric).replace("$", r"\$")):
+            job.report({"val_iou": 0.5, metric: "secret"})
+        assert store.get(EXP, "m9") == before  # not even the good metric of that call
+        assert job.metrics == {}
+        job.report({"val_iou": 0.5})
+    got = store.get("secret", "s1")
+    assert got is not None and got["owner"] == "other"
+    # a reserved metric key is refused when the job is made, before any training time is spent
+    with pytest.raises(InvalidNameError, match="RowKey"):
+        TrainingJob(store, EXP, "m10", metric_key="RowKey", use_mlflow=False)
+    assert store.get(EXP, "m10") is None

@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from archai_aml.config import ArchaiAmlConfig, StoreConfig, load_config
+from archai_aml.errors import ConfigError
 from archai_aml.store.base import Entity, Store, Value, safe_blob_path
 from archai_aml.store.leases import Lease, LeaseManager
 
@@ -46,12 +47,36 @@ def store_config_from_env(env: Mapping[str, str] | None = None, **overrides: Any
     - ``ARCHAI_AML_STORE_TABLE`` / ``ARCHAI_AML_STORE_CONTAINER`` override the table and container names.
     """
     env = os.environ if env is None else env
+    try:
+        return _config_from_env(env, overrides)
+    except ValidationError as exc:
+        raise ConfigError(_env_error(exc, env)) from None
+
+
+def _env_error(exc: ValidationError, env: Mapping[str, str]) -> str:
+    """The pydantic error of a store built from the environment, each field named by its variable."""
+    variables = {"table_name": ENV_TABLE, "container_name": ENV_CONTAINER}
+    lines = []
+    for error in exc.errors():
+        field = ".".join(str(p) for p in error["loc"])
+        variable = variables.get(field)
+        if variable is not None:
+            lines.append(f"{variable}={env.get(variable, '')!r}: {error['msg']}")
+        else:
+            source = ENV_STORE if env.get(ENV_STORE) else ENV_ANCHOR if env.get(ENV_ANCHOR) else ENV_TABLE_URL
+            lines.append(f"{source} ({field or 'store'}): {error['msg']}")
+    return "invalid store settings in the environment: " + "; ".join(lines)
+
+
+def _config_from_env(env: Mapping[str, str], overrides: Mapping[str, Any]) -> StoreConfig | None:
     names: dict[str, Any] = {}
     if env.get(ENV_TABLE):
         names["table_name"] = env[ENV_TABLE]
     if env.get(ENV_CONTAINER):
         names["container_name"] = env[ENV_CONTAINER]
     names.update(overrides)
+    if names:
+        StoreConfig(**names)  # a bad name is reported (naming its variable) even when no store is set
     value = env.get(ENV_STORE) or env.get(ENV_ANCHOR)
     if value:
         if "=" in value:
@@ -130,7 +155,7 @@ def open_store(config: StoreConfig | None = None, **kwargs: Any) -> Store:
             table_name=config.table_name,
             container_name=config.container_name,
             max_concurrency=config.max_concurrency,
-            **kwargs,
+            **{"progress": config.progress, **kwargs},
         )
     else:
         from archai_aml._optional import require

@@ -15,9 +15,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from archai_aml.errors import ConcurrencyError, StoreError
+from archai_aml.errors import ConcurrencyError, InvalidNameError, StoreError
 from archai_aml.store import LeaseManager, Store, open_store, resolve_store_config
-from archai_aml.store.base import user_columns
+from archai_aml.store.base import key_problem, user_columns
 from archai_aml.store.leases import lease_state
 
 log = logging.getLogger(__name__)
@@ -29,8 +29,27 @@ HIDDEN = ("lease_token", "_version", "_timestamp", "partition")
 
 
 # ------------------------------------------------------------------------------------------- plumbing
+def check_name(value: str, flag: str) -> str:
+    """``value`` when it can be a partition or model id, else :class:`InvalidNameError` naming ``flag``."""
+    problem = key_problem(value)
+    if problem is not None:
+        raise InvalidNameError(f"{flag} {value!r} cannot name a row: {problem}")
+    return value
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Every model id the command was given, checked before the store is opened, naming its flag."""
+    if getattr(args, "experiment", None):
+        check_name(args.experiment, "--experiment")
+    name = getattr(args, "name", None)
+    flag = "--name" if getattr(args, "command", None) in ("status", "upload") else "NAME"
+    for value in [name] if isinstance(name, str) else _split(name):
+        check_name(value, flag)
+
+
 def _open(args: argparse.Namespace) -> tuple[Store, str]:
     """The store and the experiment (partition) the command works on."""
+    _check_args(args)
     config, store_config = resolve_store_config(getattr(args, "config", None))
     experiment = args.experiment or config.experiment_name
     log.info("store %s, experiment %s", store_config.backend, experiment)
@@ -121,6 +140,10 @@ def cmd_upload(args: argparse.Namespace) -> int:
     if not model.is_file():
         raise StoreError(f"{model} does not exist: nothing uploaded")
     _check_onnx(model)
+    if args.name is None and key_problem(model.stem) is not None:
+        raise InvalidNameError(
+            f"the file name {model.stem!r} cannot be a model id ({key_problem(model.stem)}): pass --name"
+        )
     name = args.name or model.stem
     store, experiment = _open(args)
     with store:

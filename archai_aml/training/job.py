@@ -39,11 +39,12 @@ from archai_aml.errors import (
     ConcurrencyError,
     ConfigError,
     EntityExistsError,
+    InvalidNameError,
     JobTerminatedError,
     StoreError,
 )
 from archai_aml.store import Store, open_store, store_config_from_env
-from archai_aml.store.base import Entity
+from archai_aml.store.base import RESERVED_KEYS, Entity, check_column
 
 __all__ = [
     "ENV_BATCH",
@@ -76,6 +77,15 @@ def error_text(exc: BaseException, limit: int = ERROR_MAX_CHARS) -> str:
     if len(text) > limit:
         text = text[: limit - 15] + " ...(truncated)"
     return text
+
+
+def _check_metric_name(key: str) -> None:
+    """:class:`InvalidNameError` unless ``key`` can be a column of the status row (see ``check_column``)."""
+    if key in RESERVED_KEYS:
+        raise InvalidNameError(
+            f"metric {key!r} is reserved by the status store (partition, name, _version, _timestamp): rename it"
+        )
+    check_column(key)
 
 
 def _metric_value(key: str, value: Any) -> int | float | str | bool:
@@ -169,6 +179,7 @@ class TrainingJob:
         use_mlflow: bool = True,
         close_store: bool = False,
     ) -> None:
+        _check_metric_name(metric_key)  # a reserved metric key fails here, before any training time is spent
         self.store = store
         self.experiment = experiment
         self.model_id = model_id
@@ -297,7 +308,13 @@ class TrainingJob:
             self._mlflow.params(params)
 
     def report(self, metrics: Mapping[str, Any], *, step: int | None = None) -> None:
-        """Record metrics: written to the row now (status unchanged) and logged to MLflow."""
+        """Record metrics: written to the row now (status unchanged) and logged to MLflow.
+
+        A metric name the store cannot hold as a column (``PartitionKey``, ``RowKey``, ``Timestamp``, ``etag``,
+        not an identifier, ...) raises :class:`~archai_aml.errors.InvalidNameError` before anything is written.
+        """
+        for key in metrics:
+            _check_metric_name(key)
         clean = {k: _metric_value(k, v) for k, v in metrics.items()}
         self.metrics.update(clean)
         self._write(clean)

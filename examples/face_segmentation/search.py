@@ -57,6 +57,7 @@ from archai.discrete_search.evaluators import TorchNumParameters  # noqa: E402
 from overrides import overrides  # noqa: E402
 from search_space import SegmentationSearchSpace, config_json  # noqa: E402
 
+from archai_aml.archai_log import redirect_archai_log  # noqa: E402
 from archai_aml.config import ArchaiAmlConfig, load_config  # noqa: E402
 from archai_aml.errors import ConfigError  # noqa: E402
 from archai_aml.evaluators import AmlPartialTrainingEvaluator, RemoteAzureBenchmarkEvaluator  # noqa: E402
@@ -240,6 +241,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     output = args.output.resolve()
     output.mkdir(parents=True, exist_ok=True)
+    redirect_archai_log(output)  # archai writes archai.log into the cwd otherwise
     os.environ.setdefault("ARCHAI_AML_OUTPUT", str(output))
     os.environ.setdefault("ARCHAI_AML_EXAMPLE_DIR", str(HERE))
     config = load_config(args.config)
