@@ -63,6 +63,16 @@ class StoreConfig(_Model):
     managed_identity_client_id: str | None = None
     max_concurrency: int = Field(default=8, ge=1, le=64)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_secret_is_unset(cls, data: Any) -> Any:
+        # ``${VAR:-}`` with VAR unset (a job that reaches the store with its identity) means "not given"
+        if isinstance(data, dict):
+            return {
+                k: None if k in ("connection_string", "sas_token") and v == "" else v for k, v in data.items()
+            }
+        return data
+
     @model_validator(mode="after")
     def _check_azure(self) -> StoreConfig:
         if self.backend == "azure" and not (
