@@ -125,6 +125,7 @@ def test_search_pipeline_node_by_node(tmp_path: Path, monkeypatch: pytest.Monkey
     assert raw["training"]["code_dir"] == "${ARCHAI_AML_EXAMPLE_DIR}"
     in_job = load_config(raw, env={"ARCHAI_AML_EXAMPLE_DIR": "/job/code"})  # the job has no secret
     assert in_job.store.connection_string is None and in_job.store.account_name == "acct1"
+    assert in_job.store.managed_identity_client_id == CLIENT_ID
     assert str(in_job.training.code_dir) == "/job/code"
     assert (
         capsys.readouterr().out.strip()

@@ -68,6 +68,9 @@ def main(argv: Sequence[str] | None = None, *, ml_client: Any = None) -> int:
             "training.data": data_uri,
             "search.local_runners": 0,
             "training.code_dir": "${ARCHAI_AML_EXAMPLE_DIR}",
+            # the search job opens the store with the job's identity
+            "store.managed_identity_client_id": config.store.managed_identity_client_id
+            or config.aml.identity_client_id,
         },
     )
     resources = setup_workspace(ml_client, config, dry_run=args.no_setup, progress=False)
