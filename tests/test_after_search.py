@@ -220,3 +220,32 @@ def test_train_pareto_then_snp_test_then_export(tmp_path: Path) -> None:
     kept = script("export.py", config, out, "--model-id", ids[1], "--to", str(onnx_path), "--dynamic-batch",
                   "--input-shape", "1,3,32,32")  # fmt: skip
     assert "kept" in kept.stderr and onnx_path.stat().st_mtime_ns == mtime
+
+
+def test_a_failed_full_training_is_reported_and_leaves_the_search_row_alone(tmp_path: Path) -> None:
+    """train_pareto on the library level with the pipeline tests' stub training script (a real subprocess
+    through the job helper): one model fails, the others get their final_val_iou."""
+    from archai_aml.pareto import ParetoModel
+    from archai_aml.pareto.full_training import train_pareto
+    from tests.pipeline_helpers import expected_metric, make_config
+
+    config = make_config(tmp_path, StoreConfig(path=tmp_path / "store"), env={"STUB_FAIL": "id_m001"})
+    models = [ParetoModel(f"m{i:03d}", {"width": 8 * (i + 1)}) for i in range(3)]
+    with open_store(config.store) as store:
+        for m in models:
+            store.create("exp", m.model_id, {"status": "complete", "val_iou": 0.2, "epochs": 1.0})
+        result = train_pareto(models, config, store, epochs=3, output=tmp_path / "final", progress=False)
+        assert result.trained == ["id_m000", "id_m002"] and list(result.failed) == ["id_m001"]
+        assert "stub training crashed" in result.failed["id_m001"] and len(result.pipelines) == 1
+        for m in models:
+            row = store.get("exp", m.model_id)
+            assert row is not None and row["status"] == "complete" and row["val_iou"] == 0.2
+            if m.model_id == "id_m001":
+                assert row.get("final_val_iou") is None
+                assert store.get("exp-final", m.model_id)["status"] == "failed"  # type: ignore[index]
+            else:
+                assert row["final_val_iou"] == pytest.approx(expected_metric(m.model_id))
+                assert row["final_epochs"] == 3.0
+        # the stub's ArchConfig is the one the front carried
+        arch = json.loads(store.download_bytes("exp-final", "id_m002", "id_m002.json"))
+        assert arch == {"width": 24}
