@@ -163,7 +163,9 @@ def test_train_pareto_then_snp_test_then_export(tmp_path: Path) -> None:
             assert {"model.onnx", "model.pt", "arch.json"} <= set(store.list_blobs("tiny-final", model_id))
         versions = {m: store.get("tiny", m)["_version"] for m in ids}  # type: ignore[index]
     # resumable: run again, nothing is trained
-    again = script("train_pareto.py", config, out, "--epochs", "1")
+    again = script(
+        "train_pareto.py", config, out, "--epochs", "1", "--from-store"
+    )  # the front from the table
     assert len(pipelines(out)) == 1 and "already done" in again.stderr
     with open_store(StoreConfig(path=out / "store")) as store:
         assert {m: store.get("tiny", m)["_version"] for m in ids} == versions  # type: ignore[index]
@@ -192,7 +194,8 @@ def test_train_pareto_then_snp_test_then_export(tmp_path: Path) -> None:
                 "tiny-final", model_id, "model.onnx"
             )
         tested = {m: store.get("tiny-target", m)["_version"] for m in ids}  # type: ignore[index]
-    script("snp_test.py", config, out, "--retry-interval", "0.2", "--max-retries", "3")  # no runner: all done
+    # no runner: everything is done already (the front read from the status table this time)
+    script("snp_test.py", config, out, "--retry-interval", "0.2", "--max-retries", "3", "--from-store")
     with open_store(StoreConfig(path=out / "store")) as store:
         assert {m: store.get("tiny-target", m)["_version"] for m in ids} == tested  # type: ignore[index]
         state = torch.load(
