@@ -30,7 +30,7 @@ from typing import Any
 from archai.discrete_search.api.archai_model import ArchaiModel
 
 from archai_aml.config import ArchaiAmlConfig, DatastoresConfig
-from archai_aml.errors import TrainingFailedError
+from archai_aml.errors import ConfigError, TrainingFailedError
 from archai_aml.evaluators.aml_training import AmlPartialTrainingEvaluator
 from archai_aml.pareto.front import ParetoModel
 from archai_aml.pipelines.base import JobRunner
@@ -149,8 +149,6 @@ def train_pareto(
         return result
     missing = [m.archid for m in todo if m.arch_config is None]
     if missing:
-        from archai_aml.errors import ConfigError
-
         raise ConfigError(f"no ArchConfig for {missing}: give the search's output folder or its store")
     evaluator = AmlPartialTrainingEvaluator(
         cfg,
