@@ -105,6 +105,16 @@ class StoreConfig(_Model):
     #: Progress bars of folder uploads and downloads: true always, false never, unset on a terminal only.
     progress: Bool | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_secret_is_unset(cls, data: Any) -> Any:
+        # ``${VAR:-}`` with VAR unset (a job that reaches the store with its identity) means "not given"
+        if isinstance(data, dict):
+            return {
+                k: None if k in ("connection_string", "sas_token") and v == "" else v for k, v in data.items()
+            }
+        return data
+
     @model_validator(mode="after")
     def _check_azure(self) -> StoreConfig:
         if self.backend == "azure" and not (

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,11 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--submit", type=int, metavar="N", help="submit N runner instances as an Azure ML command job instead"
     )
+    p.add_argument("--metrics-port", type=int, help="serve /metrics, /queue, /healthz on this port (0: any)")
+    p.add_argument(
+        "--metrics-host", default="0.0.0.0", help="address of the metrics server (default 0.0.0.0)"
+    )
+    p.add_argument("--metrics-only", action="store_true", help="only serve the queue metrics, do no work")
     p.set_defaults(func=_runner)
 
     u = subparsers.add_parser("usage", help="device utilization per device and UTC day")
@@ -113,9 +119,21 @@ def _runner(args: argparse.Namespace) -> int:
     runner = Runner(store, target, settings)
     runner.install_signal_handlers()
     count = 0
+    server = None
+    if args.metrics_port is not None or args.metrics_only:
+        from archai_aml.runner.metrics import serve_for_runner
+
+        port = 9100 if args.metrics_port is None else args.metrics_port
+        server = serve_for_runner(
+            store, runner, host=args.metrics_host, port=port, metrics_only=args.metrics_only
+        )
     try:
-        count = runner.run(once=args.once)
+        while args.metrics_only and not runner.stopping:
+            time.sleep(0.2)
+        count = 0 if args.metrics_only else runner.run(once=args.once)
     finally:
+        if server is not None:
+            server.stop()
         target.close()
         if args.stats:
             args.stats.write_text(
