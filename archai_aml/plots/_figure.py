@@ -69,3 +69,20 @@ def save(fig: Figure, path: str | Path, **kwargs: Any) -> Path:
     fig.savefig(tmp, **kwargs)
     os.replace(tmp, out)
     return out
+
+
+def wrapped(ax: Axes, text: str, along: str = "x", points: float = 12.0) -> str:
+    """``text`` wrapped to the axes' figure width (``along="x"``: titles, x labels) or height (``"y"``),
+    for a font of ``points``: constrained layout makes room for long text but never breaks a line."""
+    import textwrap
+
+    width, height = ax.get_figure(root=True).get_size_inches()  # type: ignore[union-attr]
+    inches = width if along == "x" else height
+    return textwrap.fill(text, max(20, int(inches * 72 / (points * 0.62))))
+
+
+def titled(ax: Axes, title: str, x_label: str, y_label: str) -> None:
+    """Title and axis labels, each wrapped so that it fits the figure."""
+    ax.set_title(wrapped(ax, title, "x", 12.0))
+    ax.set_xlabel(wrapped(ax, x_label, "x", 10.0))
+    ax.set_ylabel(wrapped(ax, y_label, "y", 10.0))

@@ -182,7 +182,8 @@ def from_store(
     of ``latency_experiment`` (default ``<experiment>-latency``; the training row's columns win). One
     store query per partition.
 
-    The iteration is the rows' ``iteration`` column (``search.py`` writes it after each iteration); when a
+    Only rows with ``metric_key`` are kept (a model still training is not drawn yet). The iteration is the
+    rows' ``iteration`` column (``search.py`` writes it after each iteration); when a
     row lacks it, every row is numbered by its training batch instead (one pipeline per iteration, batches
     ordered by their first ``training_start``). F1 rows come from ``target_experiment`` when given, else
     from the joined rows that carry an F1 column.
@@ -193,9 +194,15 @@ def from_store(
             merged = joined.setdefault(str(row["name"]), {})
             for key, value in row.items():
                 merged.setdefault(key, value)
-    rows = [r for r in joined.values() if r.get("partition") == experiment]
+    rows = [
+        r
+        for r in joined.values()
+        if r.get("partition") == experiment and numeric(r.get(metric_key)) is not None
+    ]
     if len(rows) < len(joined):
-        log.info("from_store: %d latency rows without a training row left out", len(joined) - len(rows))
+        log.info(
+            "from_store: %d rows without a training row or %s left out", len(joined) - len(rows), metric_key
+        )
     if rows and all(_iteration(r.get("iteration")) is not None for r in rows):
         for r in rows:
             r["iteration"] = _iteration(r["iteration"])

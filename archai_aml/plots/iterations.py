@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from archai_aml.plots._figure import FIGSIZE, label_points, limits, new_figure, save, short
+from archai_aml.plots._figure import FIGSIZE, label_points, limits, new_figure, save, short, titled
 from archai_aml.plots.data import SearchRows
 from archai_aml.plots.pareto import numeric
 
@@ -75,10 +75,13 @@ def _draw_iteration(fig: Figure, data: SearchRows, iteration: int, fade: float) 
             linewidths=2, label=f"Pareto front: {len(front)}",
         )  # fmt: skip
         label_points(ax, [(x, y, short(r["name"])) for (x, y), r in zip(fxy, front, strict=True)])
-    ax.set_xlabel(data.x_label)
-    ax.set_ylabel(data.y_label)
     last = data.iterations[-1] if data.rows else iteration
-    ax.set_title(f"{data.title}: iteration {iteration}/{last}, {len(seen)} models so far")
+    titled(
+        ax,
+        f"{data.title}: iteration {iteration}/{last}, {len(seen)} models so far",
+        data.x_label,
+        data.y_label,
+    )
     ax.grid(True, alpha=0.3)
     if seen:
         fig.legend(loc="outside lower center", ncols=3, fontsize=8, frameon=False)
@@ -130,12 +133,13 @@ def _draw_front(fig: Figure, data: SearchRows, iteration: int) -> None:
             edgecolors="black", linewidths=0.6, zorder=3,
         )  # fmt: skip
         label_points(ax, [(x, y, short(r["name"])) for (x, y), r in zip(pts, front, strict=True)])
-    ax.set_xlabel(data.x_label)
-    ax.set_ylabel(data.y_label)
     added = sum(1 for r in front if r["iteration"] == iteration)
-    ax.set_title(
+    titled(
+        ax,
         f"{data.title}: Pareto front after iteration {iteration}/{data.iterations[-1]}: "
-        f"{len(front)} models, {added} new (blue)"
+        f"{len(front)} models, {added} new (blue)",
+        data.x_label,
+        data.y_label,
     )
     ax.grid(True, alpha=0.3)
 

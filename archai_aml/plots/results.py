@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from archai_aml.plots._figure import label_points, limits, new_figure, save, short
+from archai_aml.plots._figure import label_points, limits, new_figure, save, short, titled
 from archai_aml.plots.data import F1_COLUMNS, SearchRows
 from archai_aml.plots.pareto import numeric, pareto_front
 
@@ -77,12 +77,13 @@ def figure_full_training(data: SearchRows) -> tuple[Figure, list[dict[str, Any]]
     epochs = sorted({e for e in (numeric(r.get("final_epochs")) for r in rows) if e is not None})
     label_points(ax, [(x, y, short(r["name"])) for x, y, r in zip(part, full, rows, strict=True)])
     rho = spearman(part, full)
-    ax.set_xlabel(f"{data.y} after partial training")
     trained = f" ({', '.join(f'{e:g}' for e in epochs)} epochs)" if epochs else ""
-    ax.set_ylabel(f"{data.full_key} after full training{trained}")
-    ax.set_title(
+    titled(
+        ax,
         f"{data.title}: full vs partial training of {len(rows)} models"
-        + (f", rank correlation {rho:.2f}" if rho is not None else "")
+        + (f", rank correlation {rho:.2f}" if rho is not None else ""),
+        f"{data.y} after partial training",
+        f"{data.full_key} after full training{trained}",
     )
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
@@ -131,9 +132,12 @@ def figure_target_f1(data: SearchRows, f1_key: str | None = None) -> tuple[Figur
                 label=f"{label} ({len(group)})",
             )  # fmt: skip
     label_points(ax, [(lat[i], f1[i], short(rows[i]["name"])) for i in range(len(rows))])
-    ax.set_xlabel(f"latency on the target, {data.latency_key} ± stdev (ms)")
-    ax.set_ylabel(f"{key} on the target (higher is better)")
-    ax.set_title(f"{data.title}: F1 on the target of {len(rows)} fully trained models")
+    titled(
+        ax,
+        f"{data.title}: F1 on the target of {len(rows)} fully trained models",
+        f"latency on the target, {data.latency_key} ± stdev (ms)",
+        f"{key} on the target (higher is better)",
+    )
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     return fig, sorted((rows[i] for i in on), key=lambda r: numeric(r[data.latency_key]) or 0.0)
