@@ -137,6 +137,17 @@ def test_earlier_models_fade_and_the_front_is_highlighted() -> None:
     assert by_iteration["id_a1"] < by_iteration["id_b1"] < 1.0  # older is fainter
     assert alphas(fig, "iteration 3")[0] == 1.0
     assert "Pareto front: 4" in [t.get_text() for t in fig.legends[0].get_texts()]
+    assert fig.axes[0].get_xscale() == "linear"  # latencies 0.8 to 5 ms
+
+
+def test_latencies_over_orders_of_magnitude_get_a_log_axis() -> None:
+    rows = [
+        {"name": f"m{i}", "iteration": 1, "latency_ms": lat, "val_iou": 0.1 * i}
+        for i, lat in enumerate([0.2, 1, 30])
+    ]
+    fig, front = figure_iteration(from_records(rows), 1)
+    assert fig.axes[0].get_xscale() == "log" and names(front) == ["m0", "m1", "m2"]
+    assert labels_inside(fig) > 5
 
 
 def labels_inside(fig: Figure) -> int:

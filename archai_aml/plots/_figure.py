@@ -26,6 +26,15 @@ def new_figure(figsize: tuple[float, float] = FIGSIZE, dpi: int = DPI) -> tuple[
     return fig, fig.add_subplot()
 
 
+#: a latency axis whose largest value is more than this many times its smallest is drawn in log scale
+LOG_RATIO = 20.0
+
+
+def log_scale(values: Sequence[float]) -> bool:
+    """Whether ``values`` (all positive) spread over more than :data:`LOG_RATIO` times."""
+    return bool(values) and min(values) > 0 and max(values) / min(values) > LOG_RATIO
+
+
 def limits(values: Sequence[float], pad: float = 0.08) -> tuple[float, float]:
     """Axis limits around ``values`` with ``pad`` of the range on both sides (a unit span when flat)."""
     lo, hi = min(values), max(values)
@@ -38,11 +47,11 @@ def label_points(ax: Axes, points: Sequence[tuple[float, float, str]], fontsize:
     that no label leaves the axes."""
     if not points:
         return
-    x0, x1 = ax.get_xlim()
-    y0, y1 = ax.get_ylim()
+    to_axes = ax.transData + ax.transAxes.inverted()  # data -> axes fraction, for any scale
     for x, y, text in points:
-        right = x > (x0 + x1) / 2
-        top = y > (y0 + y1) / 2
+        fx, fy = to_axes.transform((x, y))
+        right = fx > 0.5
+        top = fy > 0.5
         ax.annotate(
             text,
             (x, y),

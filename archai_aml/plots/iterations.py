@@ -7,21 +7,23 @@
 - :func:`animate_pareto`: only the Pareto models, one frame per iteration, earlier fronts as fading lines.
 
 Every frame of a search shares the same axis limits (from all its models), so the animation does not
-jump. GIFs are written by matplotlib's ``PillowWriter``.
+jump; latencies that span more than :data:`~archai_aml.plots._figure.LOG_RATIO` times get a log axis. GIFs are written by matplotlib's ``PillowWriter``.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from archai_aml.plots._figure import FIGSIZE, label_points, limits, new_figure, save, short, titled
+from archai_aml.plots._figure import FIGSIZE, label_points, limits, log_scale, new_figure, save, short, titled
 from archai_aml.plots.data import SearchRows
 from archai_aml.plots.pareto import numeric
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 __all__ = ["animate_iterations", "animate_pareto", "figure_iteration", "plot_iterations"]
@@ -40,7 +42,21 @@ def _limits(data: SearchRows) -> tuple[tuple[float, float], tuple[float, float]]
     if not rows:
         return (0.0, 1.0), (0.0, 1.0)
     xs, ys = zip(*(_xy(data, r) for r in rows), strict=True)
+    if log_scale(xs):
+        lo, hi = limits([math.log10(x) for x in xs], 0.12)
+        return (10**lo, 10**hi), limits(ys, 0.12)
     return limits(xs, 0.12), limits(ys, 0.12)
+
+
+def _axes(fig: Figure, data: SearchRows) -> Axes:
+    """Axes with the limits (and scale) every frame of ``data`` shares."""
+    ax = fig.add_subplot()
+    (x0, x1), (y0, y1) = _limits(data)
+    if log_scale([_xy(data, r)[0] for r in data.plottable()]):
+        ax.set_xscale("log")
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    return ax
 
 
 def _fade(age: int, fade: float) -> float:
@@ -49,10 +65,7 @@ def _fade(age: int, fade: float) -> float:
 
 
 def _draw_iteration(fig: Figure, data: SearchRows, iteration: int, fade: float) -> list[dict[str, Any]]:
-    ax = fig.add_subplot()
-    (x0, x1), (y0, y1) = _limits(data)
-    ax.set_xlim(x0, x1)
-    ax.set_ylim(y0, y1)
+    ax = _axes(fig, data)
     seen = data.plottable(iteration)
     new = [r for r in seen if r["iteration"] == iteration]
     old = [r for r in seen if r["iteration"] < iteration]
@@ -111,10 +124,7 @@ def plot_iterations(
 
 
 def _draw_front(fig: Figure, data: SearchRows, iteration: int) -> None:
-    ax = fig.add_subplot()
-    (x0, x1), (y0, y1) = _limits(data)
-    ax.set_xlim(x0, x1)
-    ax.set_ylim(y0, y1)
+    ax = _axes(fig, data)
     for earlier in range(1, iteration):
         pts = [_xy(data, r) for r in data.front(earlier)]
         if pts:
