@@ -14,7 +14,12 @@ from archai_aml.errors import ArchaiAmlError, redact_secrets
 
 log = logging.getLogger(__name__)
 
-_COMMAND_MODULES = ("archai_aml.store.cli", "archai_aml.runner.cli", "archai_aml.workspace.cli")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "archai_aml.store.cli",
+    "archai_aml.runner.cli",
+    "archai_aml.workspace.cli",
+    "archai_aml.plots.cli",
+)
 
 
 def build_parser(

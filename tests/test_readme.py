@@ -52,3 +52,19 @@ def test_readme_python_builds_both_evaluators(tmp_path: Path, monkeypatch: pytes
     assert type(training).__name__ == "AmlPartialTrainingEvaluator"
     assert type(latency).__name__ == "RemoteAzureBenchmarkEvaluator"
     assert (tmp_path / "store").exists()
+
+
+def test_readme_first_screen_shows_a_real_plot_and_the_gif() -> None:
+    from PIL import Image
+
+    first_screen = README.split("archai-aml extends", 1)[0]
+    images = re.findall(r'<img src="([^"]+)"', first_screen)
+    assert [Path(i).suffix for i in images] == [".png", ".gif"]
+    for image in images:
+        path = ROOT / image
+        assert path.stat().st_size < 200_000, f"{image}: keep committed images small"
+        with Image.open(path) as img:
+            img.verify()
+        with Image.open(path) as img:
+            assert img.size[0] >= 400 and getattr(img, "n_frames", 1) == (4 if path.suffix == ".gif" else 1)
+    assert re.search(r"\d+ min \d+ s wall", first_screen)  # how long it took, measured

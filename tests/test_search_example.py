@@ -156,3 +156,58 @@ def test_search_example_on_the_azure_store(tmp_path: Path, azurite: Azurite) -> 
         if path.is_file():
             assert key.encode() not in path.read_bytes(), path
     assert key not in first.stdout + first.stderr + second.stdout + second.stderr
+
+
+def image_frames(path: Path) -> tuple[str, int]:
+    """(format, frame count) of a valid image; every frame decodes."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img.verify()
+    with Image.open(path) as img:
+        frames = getattr(img, "n_frames", 1)
+        for i in range(frames):
+            img.seek(i)
+            assert img.convert("RGB").size == img.size
+        return str(img.format), int(frames)
+
+
+@pytest.mark.slow
+def test_search_writes_plots_each_iteration_and_archai_aml_plot_redraws_them(tmp_path: Path) -> None:
+    """A reduced search of 2 iterations: plots/ holds one PNG per iteration and two GIFs of 2 frames each;
+    the iteration is recorded in the store, so ``archai-aml plot`` draws the same set from the store."""
+    config = tmp_path / "tiny.yaml"
+    config.write_text(CONFIG, encoding="utf-8")
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHAI_AML_")}
+    proc = subprocess.run(
+        [sys.executable, str(SEARCH), "--config", str(config), "--output", str(out), "--iterations", "2",
+         "--no-progress"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    plots = out / "plots"
+    assert sorted(p.name for p in plots.iterdir()) == [
+        "iteration_1.png", "iteration_2.png", "pareto.gif", "search.gif",
+    ]  # fmt: skip
+    assert image_frames(plots / "iteration_1.png") == ("PNG", 1)
+    assert image_frames(plots / "iteration_2.png") == ("PNG", 1)
+    assert image_frames(plots / "search.gif") == ("GIF", 2)
+    assert image_frames(plots / "pareto.gif") == ("GIF", 2)
+    assert "iteration 1: 3 plots" in proc.stderr and "iteration 2: 3 plots" in proc.stderr
+
+    rows = read_results(out)
+    with open_store(StoreConfig(path=out / "store")) as store:
+        for r in rows:
+            row = store.get("tiny", "id_" + r["archid"])
+            assert row is not None and row["iteration"] == int(r["iteration"])
+
+    drawn = tmp_path / "drawn"
+    cli = subprocess.run(
+        [sys.executable, "-m", "archai_aml.cli", "plot", "tiny", "--output", str(drawn)],
+        cwd=ROOT, env={**env, "ARCHAI_AML_STORE": str(out / "store")}, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    assert sorted(p.name for p in drawn.iterdir()) == sorted(p.name for p in plots.iterdir())
+    assert image_frames(drawn / "search.gif") == ("GIF", 2)

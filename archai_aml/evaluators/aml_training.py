@@ -88,12 +88,17 @@ class AmlPartialTrainingEvaluator(AsyncModelEvaluator):
         self.pipelines: list[str] = []
         self.last_result: BatchResult | None = None
 
+    def metric_from_row(self, row: Entity) -> float | None:
+        """The value this evaluator returns for a complete row: its ``metric_key`` column as a float.
+
+        The hook to override to return something else (another column, a combination of columns); None
+        means "no result" (the search sees None for the model)."""
+        return as_float(row.get(self.metric_key))
+
     def _reusable(self, row: Entity | None, epochs: float) -> bool:
         if row is None or row.get("status") != "complete":
             return False
-        return (
-            as_float(row.get(self.metric_key)) is not None and (as_float(row.get("epochs")) or 0.0) >= epochs
-        )
+        return self.metric_from_row(row) is not None and (as_float(row.get("epochs")) or 0.0) >= epochs
 
     @overrides
     def send(self, arch: ArchaiModel, budget: float | None = None) -> None:
@@ -202,7 +207,7 @@ class AmlPartialTrainingEvaluator(AsyncModelEvaluator):
         summary = []
         for model_id, arch in zip(ids, models, strict=True):
             row = rows.get(model_id) or {}
-            metric = as_float(row.get(self.metric_key)) if row.get("status") == "complete" else None
+            metric = self.metric_from_row(row) if row.get("status") == "complete" else None
             out.append(metric)
             summary.append(
                 {

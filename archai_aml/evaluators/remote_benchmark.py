@@ -108,6 +108,13 @@ class RemoteAzureBenchmarkEvaluator(AsyncModelEvaluator):
         self._known: dict[str, float | None] = {}
         self.batch_id = secrets.token_hex(6)
 
+    def metric_from_row(self, row: Entity) -> float | None:
+        """The value this evaluator returns for a complete row: its ``metric_key`` column as a float.
+
+        The hook to override to return something else (e.g. a pessimistic latency from ``mean`` and
+        ``stdev``); None means "no result" (logged, and the search sees None for the model)."""
+        return as_float(row.get(self.metric_key))
+
     @property
     def shape_json(self) -> str:
         return json.dumps(self.input_shapes[0] if len(self.input_shapes) == 1 else self.input_shapes)
@@ -133,8 +140,8 @@ class RemoteAzureBenchmarkEvaluator(AsyncModelEvaluator):
         entity = self.store.get(exp, archid)
         if entity is not None:
             status, error = entity.get("status"), entity.get("error")
-            if status == "complete" and entity.get(self.metric_key) is not None and not self.overwrite:
-                self._known[archid] = as_float(entity.get(self.metric_key))
+            if status == "complete" and self.metric_from_row(entity) is not None and not self.overwrite:
+                self._known[archid] = self.metric_from_row(entity)
                 self._say("%s already measured: %s = %s", archid, self.metric_key, self._known[archid])
                 return
             if status not in ("complete", "error") and not error:
@@ -241,7 +248,7 @@ class RemoteAzureBenchmarkEvaluator(AsyncModelEvaluator):
                         log.error("%s failed on the remote benchmark: %s", name, row.get("error"))
                         results[name] = None
                     elif row.get("status") == "complete":
-                        results[name] = as_float(row.get(self.metric_key))
+                        results[name] = self.metric_from_row(row)
                         if results[name] is None:
                             log.warning("%s is complete but has no %s column", name, self.metric_key)
                         self._say("%s complete: %s = %s", name, self.metric_key, results[name])

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from archai_aml._optional import require
 from archai_aml.config import AzureMLConfig
 from archai_aml.errors import JobError
 
@@ -35,10 +36,12 @@ def inside_azureml_job(env: Mapping[str, str] | None = None) -> bool:
 def azure_credential(client_id: str | None = None, env: Mapping[str, str] | None = None) -> Any:
     """``AzureMLOnBehalfOfCredential`` inside an Azure ML job run as the user, else ``DefaultAzureCredential``."""
     if inside_azureml_job(env):
+        require("azure.ai.ml", feature="authenticating to Azure")
         from azure.ai.ml.identity import AzureMLOnBehalfOfCredential
 
         log.info("using AzureMLOnBehalfOfCredential (inside an Azure ML job)")
         return AzureMLOnBehalfOfCredential()
+    require("azure.identity", feature="authenticating to Azure")
     from azure.identity import DefaultAzureCredential
 
     if client_id:
@@ -62,6 +65,7 @@ class AzureMLJobRunner:
 
     @classmethod
     def from_config(cls, aml: AzureMLConfig, credential: Any = None) -> AzureMLJobRunner:
+        require("azure.ai.ml", feature="AzureMLJobRunner (training on an Azure ML workspace)")
         from azure.ai.ml import MLClient
 
         ws = aml.workspace

@@ -23,7 +23,9 @@ job folders under the output (``path: ${ARCHAI_AML_OUTPUT}/store``).
 
 Writes to ``--output``: ``results.csv`` (every model: archid, iteration, val_iou, latency_ms, params,
 is_pareto), ``pareto.json`` (the front's models with their metrics and ArchConfig), ``pareto.png`` (latency
-against IoU, colored by iteration, front highlighted), ``run.json`` (what this run launched and reused),
+against IoU, colored by iteration, front highlighted), ``plots/`` (written after every iteration, so it can be
+watched while the search runs: ``iteration_<i>.png``, ``search.gif`` over all iterations so far and
+``pareto.gif`` of the Pareto models only), ``run.json`` (what this run launched and reused),
 ``search/`` (Archai's search state CSVs, Pareto architectures and plots per iteration) and
 ``training/models.json`` (the last training batch).
 """
@@ -50,11 +52,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import torch  # noqa: E402
-from archai.discrete_search.algos import EvolutionParetoSearch  # noqa: E402
-from archai.discrete_search.api import ArchaiModel, SearchObjectives  # noqa: E402
-from archai.discrete_search.api.model_evaluator import AsyncModelEvaluator  # noqa: E402
+from archai.discrete_search.api import SearchObjectives  # noqa: E402
 from archai.discrete_search.evaluators import TorchNumParameters  # noqa: E402
-from overrides import overrides  # noqa: E402
+from search_hooks import IterationPlots, LoggingEvolutionParetoSearch, WorstIfMissing  # noqa: E402
 from search_space import SegmentationSearchSpace, config_json  # noqa: E402
 
 from archai_aml.archai_log import redirect_archai_log  # noqa: E402
@@ -72,64 +72,6 @@ log = logging.getLogger("search")
 SPACE_KEYS = {"stem_strides", "depths", "channels"}
 
 
-class WorstIfMissing(AsyncModelEvaluator):
-    """Pass-through to an async evaluator; a model it could not evaluate (``None``) gets the worst value
-    (``-inf`` when higher is better, else ``+inf``) so the search ranks it last instead of crashing.
-    ``results.csv`` shows such values as empty cells: they were not measured."""
-
-    def __init__(self, inner: AsyncModelEvaluator, name: str, higher_is_better: bool) -> None:
-        self.inner = inner
-        self.name = name
-        self.worst = -math.inf if higher_is_better else math.inf
-        self.archids: list[str] = []
-
-    @overrides
-    def send(self, arch: ArchaiModel, budget: float | None = None) -> None:
-        self.archids.append(arch.archid)
-        self.inner.send(arch, budget)
-
-    @overrides
-    def fetch_all(self) -> list[float | None]:
-        archids, self.archids = self.archids, []
-        values = self.inner.fetch_all()
-        out: list[float | None] = []
-        for archid, value in zip(archids, values, strict=True):
-            if value is None:
-                log.warning("%s: model %s has no result (see the store row); ranked last", self.name, archid)
-                out.append(self.worst)
-            else:
-                out.append(float(value))
-        return out
-
-
-class LoggingEvolutionParetoSearch(EvolutionParetoSearch):
-    """Archai's search, plus one summary line per finished iteration."""
-
-    @overrides
-    def on_search_iteration_start(self, current_pop: list[ArchaiModel]) -> None:
-        super().on_search_iteration_start(current_pop)
-        self._iter_started = time.monotonic()
-        self._iter_logged = self.iter_num
-        log.info("iteration %d/%d: evaluating %d models", self.iter_num, self.num_iters, len(current_pop))
-
-    def _log_iteration(self) -> None:
-        results = self.search_state.results[-1]
-        ious = [v for v in (numeric(x) for x in results["val_iou"]) if v is not None]
-        lats = [v for v in (numeric(x) for x in results["latency_ms"]) if v is not None]
-        front = self.search_state.get_pareto_frontier()["models"]
-        log.info(
-            "iteration %d/%d done in %.1f s: best val_iou %s, fastest %s ms, Pareto front %d models",
-            self._iter_logged, self.num_iters, time.monotonic() - self._iter_started,
-            f"{max(ious):.3f}" if ious else "-", f"{min(lats):.3f}" if lats else "-", len(front),
-        )  # fmt: skip
-
-    @overrides
-    def on_start_iteration(self, iteration_num: int) -> None:
-        if iteration_num > 1:
-            self._log_iteration()
-        super().on_start_iteration(iteration_num)
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", type=Path, default=HERE / "demo.yaml", help="archai-aml YAML configuration")
@@ -137,6 +79,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--iterations", type=int, help="search iterations (default: search.iterations)")
     p.add_argument("--seed", type=int, help="search seed (default: search.seed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-plots", action="store_true", help="no per-iteration plots and GIFs")
     p.add_argument("--verbose", action="store_true", help="debug logging")
     return p.parse_args(argv)
 
@@ -316,9 +259,11 @@ def run(args: argparse.Namespace) -> int:
             num_crossovers=sc.num_crossovers,
             save_pareto_model_weights=False,
             seed=sc.seed,
+            after_iteration=[
+                IterationPlots(output / "plots", store, config.experiment_name, enabled=not args.no_plots)
+            ],
         )
         results = algo.search()
-        algo._log_iteration()
     finally:
         stop_runners(runners)
     try:
@@ -343,7 +288,10 @@ def run(args: argparse.Namespace) -> int:
     log.info(
         "Pareto front of val_iou / latency_ms / params (%d models):\n%s", len(pareto), format_table(pareto)
     )
-    log.info("wrote %s, %s, %s", output / "results.csv", output / "pareto.json", output / "pareto.png")
+    log.info(
+        "wrote %s, %s, %s and %s/", output / "results.csv", output / "pareto.json", output / "pareto.png",
+        output / "plots",
+    )  # fmt: skip
     return 0
 
 

@@ -7,7 +7,8 @@
 - :func:`plot_experiment` does it for the rows of a live experiment in a store, so a notebook can follow a
   search while it runs: ``plot_experiment(store, "facesyn", x="mean", y="val_iou", path="front.png")``.
 
-Matplotlib runs on the non-interactive Agg backend (no display needed).
+Figures are built with matplotlib's object API (``matplotlib.figure.Figure``, no pyplot state, no display
+needed), so drawing works in threads, scripts and notebooks alike.
 """
 
 from __future__ import annotations
@@ -82,10 +83,7 @@ def plot_pareto(
     ``iteration`` names a column that colors the points (e.g. the search iteration); ``label`` a column
     written next to each front point (e.g. ``archid``, shortened). Returns the front's rows sorted by ``x``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     all_rows = list(rows)
     kept = [r for r in all_rows if numeric(r.get(x)) is not None and numeric(r.get(y)) is not None]
@@ -102,40 +100,36 @@ def plot_pareto(
     front = pareto_front(list(zip(xs, ys, strict=True)), maximize=[maximize_x, maximize_y])
     front.sort(key=lambda i: (xs[i], ys[i]))
 
-    fig, ax = plt.subplots(figsize=(7, 5), dpi=100)
-    try:
-        colors = [numeric(r.get(iteration)) for r in kept] if iteration else []
-        if iteration and kept and all(c is not None for c in colors):
-            sc = ax.scatter(
-                xs, ys, c=[c or 0.0 for c in colors], cmap="viridis", s=36, alpha=0.85, label="models"
-            )
-            levels = sorted({c for c in colors if c is not None})
-            fig.colorbar(sc, ax=ax, label=iteration, ticks=levels if len(levels) <= 12 else None)
-        else:
-            ax.scatter(xs, ys, color="tab:blue", s=36, alpha=0.85, label="models")
-        if front:
-            fx, fy = [xs[i] for i in front], [ys[i] for i in front]
-            ax.step(fx, fy, where="post", color="tab:red", linewidth=1.5, alpha=0.8)
-            ax.scatter(
-                fx, fy, facecolors="none", edgecolors="tab:red", s=120, linewidths=2, label="Pareto front"
-            )
-            if label:
-                for i in front:
-                    ax.annotate(
-                        str(kept[i].get(label, ""))[:10], (xs[i], ys[i]), textcoords="offset points",
-                        xytext=(5, 5), fontsize=7,
-                    )  # fmt: skip
-        ax.set_xlabel(x_label or f"{x} ({'higher' if maximize_x else 'lower'} is better)")
-        ax.set_ylabel(y_label or f"{y} ({'higher' if maximize_y else 'lower'} is better)")
-        ax.set_title(title or f"Pareto front: {len(front)} of {len(kept)} models")
-        ax.grid(True, alpha=0.3)
-        if kept:
-            ax.legend(loc="best")
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, bbox_inches="tight")
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=(7, 5), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    colors = [numeric(r.get(iteration)) for r in kept] if iteration else []
+    if iteration and kept and all(c is not None for c in colors):
+        sc = ax.scatter(
+            xs, ys, c=[c or 0.0 for c in colors], cmap="viridis", s=36, alpha=0.85, label="models"
+        )
+        levels = sorted({c for c in colors if c is not None})
+        fig.colorbar(sc, ax=ax, label=iteration, ticks=levels if len(levels) <= 12 else None)
+    else:
+        ax.scatter(xs, ys, color="tab:blue", s=36, alpha=0.85, label="models")
+    if front:
+        fx, fy = [xs[i] for i in front], [ys[i] for i in front]
+        ax.step(fx, fy, where="post", color="tab:red", linewidth=1.5, alpha=0.8)
+        ax.scatter(fx, fy, facecolors="none", edgecolors="tab:red", s=120, linewidths=2, label="Pareto front")
+        if label:
+            for i in front:
+                ax.annotate(
+                    str(kept[i].get(label, ""))[:10], (xs[i], ys[i]), textcoords="offset points",
+                    xytext=(5, 5), fontsize=7,
+                )  # fmt: skip
+    ax.set_xlabel(x_label or f"{x} ({'higher' if maximize_x else 'lower'} is better)")
+    ax.set_ylabel(y_label or f"{y} ({'higher' if maximize_y else 'lower'} is better)")
+    ax.set_title(title or f"Pareto front: {len(front)} of {len(kept)} models")
+    ax.grid(True, alpha=0.3)
+    if kept:
+        ax.legend(loc="best")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, bbox_inches="tight")
     return [kept[i] for i in front]
 
 
