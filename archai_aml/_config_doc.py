@@ -43,6 +43,7 @@ MEANINGS: dict[str, str] = {
     "StoreConfig.blob_url": "Azure: the blob endpoint (instead of `account_name`)",
     "StoreConfig.sas_token": "Azure: a SAS token for the account URLs (a secret)",
     "StoreConfig.managed_identity_client_id": "Azure: the client id of the user-assigned identity to authenticate with",
+    "StoreConfig.progress": "progress bars on folder uploads and downloads: `true`, `false`, or unset (shown on a terminal only)",
     "StoreConfig.max_concurrency": "parallel transfers of one blob upload or download",
     "AzureMLConfig.workspace": "the workspace that runs the training pipelines",
     "AzureMLConfig.training_cluster": "the cluster of the training jobs",
