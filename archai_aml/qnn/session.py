@@ -40,6 +40,7 @@ __all__ = [
     "htp_is_simulated",
     "htp_session",
     "is_context_model",
+    "providers_by_profiling",
     "register_qnn",
     "unsupported_message",
 ]
@@ -190,6 +191,28 @@ def cpu_placed_nodes(
         ort.InferenceSession(str(path), sess_options=so)
         compiled = onnx.load(str(ctx))
     return [(n.op_type, n.name or "(unnamed)") for n in compiled.graph.node if n.op_type != "EPContext"]
+
+
+def providers_by_profiling(
+    model_path: Path, feed: Mapping[str, Any], provider_options: Mapping[str, str] | None = None
+) -> dict[str, list[str]]:
+    """Which provider ran each node of one inference of ``model_path`` (CPU fallback allowed, onnxruntime
+    profiling on): ``{provider: [node names]}``. Nodes on ``QNNExecutionProvider`` are its fused partitions."""
+    import json
+
+    with tempfile.TemporaryDirectory(prefix="qnn-profile-") as tmp:
+        so = _session_options(fallback=True, provider_options=provider_options or {})
+        so.enable_profiling = True
+        so.profile_file_prefix = str(Path(tmp) / "profile")
+        session = ort.InferenceSession(str(model_path), sess_options=so)
+        session.run(None, dict(feed))
+        events = json.loads(Path(session.end_profiling()).read_text(encoding="utf-8"))
+    placed: dict[str, list[str]] = {}
+    for event in events:
+        args = event.get("args", {})
+        if event.get("cat") == "Node" and "provider" in args and event["name"].endswith("_kernel_time"):
+            placed.setdefault(args["provider"], []).append(event["name"].removesuffix("_kernel_time"))
+    return placed
 
 
 def is_context_model(model: onnx.ModelProto | Path) -> bool:
