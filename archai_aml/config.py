@@ -230,6 +230,11 @@ class SearchConfig(_Model):
     #: Partition of the latency rows (default ``<experiment_name>-latency``; training rows have the same
     #: names, so they cannot share a partition).
     latency_experiment: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
+    #: The latency rows also get the target's F1 runs (``target.f1_*_images`` images); the results show
+    #: the on-target ``f1_1k`` (the quantized model on the target, e.g. the QNN HTP).
+    target_f1: bool = False
+    #: Accept latency measured on a simulator (the QNN HTP emulator of an x86-64 host) as the objective.
+    allow_simulated_latency: bool = False
 
 
 class ArchaiAmlConfig(_Model):

@@ -235,3 +235,12 @@ def test_olive_toolchain_compiles_the_same_model(
     assert float(np.abs(out - reference).max()) < 0.05 * float(reference.max() - reference.min())
     assert info.params == direct.info(direct_ctx, tmp_path / "i2").params
     shutil.rmtree(tmp_path / "olive", ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_olive_toolchain_names_an_unsupported_operator_too(tmp_path: Path) -> None:
+    onnx_path = tmp_path / "model.onnx"
+    onnx_path.write_bytes(seg_model_bytes(SIZE, hardmax=True))
+    with pytest.raises(TargetError) as info:
+        QnnTarget(toolchain="olive", progress=False).quantize(onnx_path, calibration(2), tmp_path / "q")
+    assert "Hardmax" in str(info.value) and "hardmax_0" in str(info.value), str(info.value)

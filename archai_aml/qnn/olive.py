@@ -108,7 +108,7 @@ def olive_compile(
 ) -> Path:
     """Quantize and compile ``converted`` with Olive; returns ``<output_dir>/model_ctx.onnx``."""
     workflows = require("olive.workflows", feature="the qnn target's olive toolchain", extra="qnn")
-    model = onnx.load(str(converted), load_external_data=False)
+    model = onnx.load(str(converted))
     inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
     shape = [int(d.dim_value) for d in inputs[0].type.tensor_type.shape.dim]
     work = Path(output_dir) / "olive"
@@ -116,15 +116,25 @@ def olive_compile(
     calib_dir = work / "calibration" / "input"
     if _write_calibration(calibration, calib_dir, shape) == 0:
         raise TargetError("no calibration data: pass at least one NCHW float32 batch of data-set images")
-    config = olive_workflow(target, converted, calib_dir, inputs[0].name, shape, work)
+    # Olive's QNNPreprocess calls qnn_preprocess_model, which in onnxruntime 1.32 fails (TypeError) on a
+    # model with metadata_props: hand it a copy without them
+    del model.metadata_props[:]
+    source = work / "input.onnx"
+    onnx.save(model, str(source))
+    config = olive_workflow(target, source, calib_dir, inputs[0].name, shape, work)
     try:
         workflows.run(config)
     except Exception as exc:
         if FALLBACK_MESSAGE in str(exc):  # name the nodes the HTP refused, as the direct path does
-            raise TargetError(unsupported_message(converted, cpu_placed_nodes(converted))) from exc
+            raise TargetError(unsupported_message(converted, cpu_placed_nodes(source))) from exc
         raise TargetError(f"the Olive workflow on {converted} failed ({type(exc).__name__}: {exc})") from exc
     produced = work / "output" / "model.onnx"
     if not produced.is_file():
+        # Olive logs a failed pass and returns no model; an operator the HTP refuses is the usual cause:
+        # name it as the direct path does (placement of the float model, the one Olive was given)
+        refused = cpu_placed_nodes(source)
+        if refused:
+            raise TargetError(unsupported_message(converted, refused))
         raise TargetError(
             f"the Olive workflow on {converted} produced no model: see {work / 'output' / 'run_history.txt'}"
         )

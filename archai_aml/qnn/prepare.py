@@ -83,6 +83,7 @@ def qnn_convert(onnx_path: Path, output_path: Path, input_shape: Sequence[int] |
         # onnxruntime 1.32's qnn_preprocess_model fails (TypeError in save_and_reload_optimize_model) on a
         # model with metadata_props, which quant_pre_process adds: drop them
         pre_model = onnx.load(str(pre))
+        meta = {p.key: p.value for p in pre_model.metadata_props}
         del pre_model.metadata_props[:]
         onnx.save(pre_model, str(pre))
         changed = qnn_preprocess_model(str(pre), str(output_path))
@@ -95,6 +96,9 @@ def qnn_convert(onnx_path: Path, output_path: Path, input_shape: Sequence[int] |
     if not changed or not output_path.is_file():
         shutil.copyfile(pre, output_path)
     pre.unlink(missing_ok=True)
+    out_model = onnx.load(str(output_path))
+    onnx.helper.set_model_props(out_model, meta)  # what quant_pre_process said (quantize checks for it)
+    onnx.save(out_model, str(output_path))
     log.info("QNN pre-processed %s (input %s) -> %s", onnx_path, shape, output_path)
     return output_path
 
