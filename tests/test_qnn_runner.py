@@ -158,3 +158,43 @@ def test_evaluator_refuses_simulated_latency_unless_allowed(tmp_path: Path) -> N
         by_macs = RemoteAzureBenchmarkEvaluator((1, 3, SIZE, SIZE), metric_key="macs", **kwargs)  # type: ignore[arg-type]
         by_macs.send(ArchaiModel(Tiny(), archid="tiny"))
         assert by_macs.fetch_all() == [row["macs"]]  # not a latency column: nothing to refuse
+
+
+def test_a_runner_resumes_from_a_stored_context_model_and_its_binary(tmp_path: Path) -> None:
+    """A row whose EP-context model and binary are in blob storage (a runner died after uploading them) is
+    not quantized again: the next runner downloads both, counts MACs from the model's metadata and
+    benchmarks it."""
+    src = tmp_path / "model.onnx"
+    src.write_bytes(seg_model_bytes(SIZE))
+    first = QnnTarget(progress=False)
+    ctx = first.quantize(src, [_image()], tmp_path / "q")
+    first.close()
+    with open_store(StoreConfig(backend="embedded", path=tmp_path / "store")) as store:
+        add_row(store, "exp", "id_000", src.read_bytes(), benchmark_only=True)
+        store.upload("exp", "id_000", ctx, blob_name="quantized/model_ctx.onnx")
+        store.upload(
+            "exp", "id_000", ctx.parent / "model_ctx_qnn.bin", blob_name="quantized/model_ctx_qnn.bin"
+        )
+        target = QnnTarget(progress=False)
+        calls: list[str] = []
+        original = target.quantize
+
+        def counting(*args: object, **kwargs: object) -> Path:
+            calls.append("quantize")
+            return original(*args, **kwargs)  # type: ignore[arg-type]
+
+        target.quantize = counting  # type: ignore[method-assign]
+        try:
+            Runner(store, target, settings(tmp_path, "exp")).run(once=True)
+        finally:
+            target.close()
+        row = store.get("exp", "id_000")
+    assert calls == []  # the stored artifact was used
+    assert row is not None and row["status"] == "complete", row
+    assert row["quantized_model"] == "quantized/model_ctx.onnx" and row["macs"] > 0 and row["mean"] > 0
+
+
+def _image() -> object:
+    import numpy as np
+
+    return np.random.default_rng(0).random((1, 3, SIZE, SIZE), dtype=np.float32)

@@ -635,7 +635,9 @@ class Runner:
             blob = recorded
         else:
             found = sorted(
-                b for b in self.store.list_blobs(self.experiment, name) if b.startswith(prefix + "/")
+                b
+                for b in self.store.list_blobs(self.experiment, name)
+                if b.startswith(prefix + "/") and not b.endswith(".bin")  # a context binary is a companion
             )
             if not found:
                 raise _ItemFailed(f"missing {prefix} model") from FileNotFoundError(_missing_derived(prefix))
