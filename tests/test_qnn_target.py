@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import platform
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,14 @@ def test_registered_with_options_from_config() -> None:
     with pytest.raises(ConfigError, match="qnn target"):
         target_kwargs(tc, "cpu", {"workers": "2"})
     assert target_kwargs(tc, "cpu") == {}
+
+
+def test_without_onnxruntime_qnn_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime_qnn", None)  # what an environment without it imports
+    with pytest.raises(
+        TargetError, match=r"target 'qnn': .*onnxruntime_qnn.*pip install 'archai-aml\[qnn\]'"
+    ):
+        get_target("qnn")
 
 
 def test_bad_qnn_config_fails_at_load_naming_the_field(tmp_path: Path) -> None:

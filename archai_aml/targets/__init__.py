@@ -13,6 +13,7 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from archai_aml._optional import MissingDependencyError
 from archai_aml.errors import ConfigError, TargetError
 from archai_aml.targets.base import BenchmarkResult, ModelInfo, Target
 
@@ -60,6 +61,8 @@ def get_target(name: str, **kwargs: Any) -> Target:
     except ImportError as exc:  # also MissingDependencyError, raised by a backend's constructor
         extra = _EXTRAS.get(name)
         what = f"pip install 'archai-aml[{extra}]'" if extra else "install its extra"
+        if isinstance(exc, MissingDependencyError):  # it already says what to install
+            raise TargetError(f"target {name!r}: {exc}") from exc
         raise TargetError(
             f"target {name!r} needs {exc.name or 'a module'}, which cannot be imported ({exc}): {what}"
         ) from exc
