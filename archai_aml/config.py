@@ -39,6 +39,7 @@ __all__ = [
     "RunnerConfig",
     "SearchConfig",
     "StoreConfig",
+    "QnnTargetConfig",
     "TargetConfig",
     "TrainingConfig",
     "WorkspaceConfig",
@@ -214,6 +215,30 @@ class TrainingConfig(_Model):
     local_root: Path = Path(".archai_aml/jobs")
 
 
+class QnnTargetConfig(_Model):
+    """Options of the ``qnn`` target (QNN HTP through onnxruntime-qnn; docs/qualcomm.md)."""
+
+    activation_type: Literal["uint8", "uint16"] = "uint8"
+    weight_type: Literal["uint8", "uint16"] = "uint8"
+    per_channel: bool = False
+    calibrate_method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    htp_performance_mode: (
+        Literal[
+            "burst", "balanced", "default", "high_performance", "high_power_saver", "low_balanced",
+            "extreme_power_saver", "low_power_saver", "power_saver", "sustained_high_performance",
+        ]
+        | None
+    ) = None  # fmt: skip
+    soc_model: str | None = None
+    htp_arch: str | None = None
+    #: Embed the context binary in the EP-context model (default: ``model_ctx_qnn.bin`` beside it).
+    embed_context: bool = False
+    #: ``onnxruntime`` (direct calls) or ``olive`` (Olive passes) for quantize + compile.
+    toolchain: Literal["onnxruntime", "olive"] = "onnxruntime"
+    #: Processes that run HTP batches in parallel (the x86-64 emulator runs about one core per session).
+    workers: int = Field(default=1, ge=1)
+
+
 class TargetConfig(_Model):
     """The hardware a runner measures on."""
 
@@ -227,6 +252,7 @@ class TargetConfig(_Model):
     f1_1k_images: Int = Field(default=1000, ge=1)
     f1_10k_images: Int = Field(default=10000, ge=1)
     dataset: str | None = None
+    qnn: QnnTargetConfig = QnnTargetConfig()
 
 
 class RunnerConfig(_Model):
@@ -256,6 +282,11 @@ class SearchConfig(_Model):
     #: Partition of the latency rows (default ``<experiment_name>-latency``; training rows have the same
     #: names, so they cannot share a partition).
     latency_experiment: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
+    #: The latency rows also get the target's F1 runs (``target.f1_*_images`` images); the results show
+    #: the on-target ``f1_1k`` (the quantized model on the target, e.g. the QNN HTP).
+    target_f1: bool = False
+    #: Accept latency measured on a simulator (the QNN HTP emulator of an x86-64 host) as the objective.
+    allow_simulated_latency: bool = False
 
 
 class ArchaiAmlConfig(_Model):

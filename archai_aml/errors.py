@@ -147,6 +147,10 @@ class TargetError(ArchaiAmlError):
     """A target backend (onnxruntime, QNN, SNPE) failed to convert, quantize or run a model."""
 
 
+class SimulatedLatencyError(ArchaiAmlError):
+    """A latency objective would be a simulator's timing (``latency_simulated`` rows), not the hardware's."""
+
+
 class InvalidRowError(ArchaiAmlError):
     """A status row holds a value that cannot be parsed (for example a shape that is not JSON)."""
 

@@ -31,7 +31,12 @@ from archai.discrete_search.api.model_evaluator import AsyncModelEvaluator
 from overrides import overrides
 from tqdm import tqdm
 
-from archai_aml.errors import ConcurrencyError, EntityExistsError, EvaluationTimeoutError
+from archai_aml.errors import (
+    ConcurrencyError,
+    EntityExistsError,
+    EvaluationTimeoutError,
+    SimulatedLatencyError,
+)
 from archai_aml.store.base import Entity, Store, as_float
 from archai_aml.store.leases import lease_state, utcnow
 
@@ -43,7 +48,10 @@ log = logging.getLogger(__name__)
 RESET_COLUMNS = (
     "mean", "stdev", "total_inference_avg", "macs", "params", "quantized", "f1_onnx", "f1_1k",
     "f1_1k_f", "f1_10k", "error", "completed", "priority", "converted_model", "quantized_model",
+    "latency_simulated",
 )  # fmt: skip
+#: Row columns that hold latency figures (what ``latency_simulated`` is about).
+LATENCY_COLUMNS = frozenset({"mean", "stdev", "total_inference_avg"})
 MAX_NAMES_PER_QUERY = 15
 
 
@@ -64,6 +72,10 @@ class RemoteAzureBenchmarkEvaluator(AsyncModelEvaluator):
         benchmark_only: rows are complete after their latency runs (no F1 runs).
         progress: show a tqdm progress bar while waiting.
         runner_alive_s: a runner whose heartbeat is older than this is reported dead.
+        allow_simulated_latency: return latency measured on a simulator (rows with ``latency_simulated``,
+            e.g. the QNN HTP emulator of an x86-64 host). By default a latency ``metric_key`` of such a row
+            raises :class:`~archai_aml.errors.SimulatedLatencyError`: an emulator's timings are not the
+            target's, and a search would optimize the wrong thing.
     """
 
     def __init__(
@@ -81,6 +93,7 @@ class RemoteAzureBenchmarkEvaluator(AsyncModelEvaluator):
         *,
         progress: bool = True,
         runner_alive_s: float = 180.0,
+        allow_simulated_latency: bool = False,
     ) -> None:
         raw: Any = input_shape
         shapes: list[list[int]]
@@ -104,6 +117,7 @@ class RemoteAzureBenchmarkEvaluator(AsyncModelEvaluator):
         self.benchmark_only = benchmark_only
         self.progress = progress
         self.runner_alive_s = runner_alive_s
+        self.allow_simulated_latency = allow_simulated_latency
         self.archids: list[str] = []
         self._known: dict[str, float | None] = {}
         self.batch_id = secrets.token_hex(6)
@@ -248,6 +262,7 @@ class RemoteAzureBenchmarkEvaluator(AsyncModelEvaluator):
                         log.error("%s failed on the remote benchmark: %s", name, row.get("error"))
                         results[name] = None
                     elif row.get("status") == "complete":
+                        self._check_simulated(name, row)
                         results[name] = self.metric_from_row(row)
                         if results[name] is None:
                             log.warning("%s is complete but has no %s column", name, self.metric_key)
@@ -271,6 +286,19 @@ class RemoteAzureBenchmarkEvaluator(AsyncModelEvaluator):
         self._known = {}
         self.batch_id = secrets.token_hex(6)
         return out
+
+    def _check_simulated(self, name: str, row: Entity) -> None:
+        """Refuse a simulator's latency as the objective unless ``allow_simulated_latency``."""
+        if self.allow_simulated_latency or self.metric_key not in LATENCY_COLUMNS:
+            return
+        if row.get("latency_simulated") is True:
+            raise SimulatedLatencyError(
+                f"{name} of experiment {self.experiment_name!r}: its {self.metric_key!r} latency was measured "
+                f"on a simulator (latency_simulated=True, runner {row.get('message', '')!r}), e.g. the QNN HTP "
+                "emulator of an x86-64 host, whose timings are not the target's. Run the runners where the "
+                "hardware is (qnn on an ARM64 Snapdragon host, snpe with a board, aihub), or build the "
+                "evaluator with allow_simulated_latency=True to accept emulated timings (development only)"
+            )
 
     def _timeout_message(self, pending: list[str], rows: dict[str, Entity], polls: int) -> str:
         from archai_aml.runner.worker import alive_runners

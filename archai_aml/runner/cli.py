@@ -39,6 +39,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--poll-interval", type=float, help="seconds between polls when idle (default 10)")
     p.add_argument("--f1-sizes", help="test images for f1_onnx,f1_1k,f1_10k (e.g. 10000,1000,10000)")
     p.add_argument("--benchmark-iterations", type=int, help="inferences per benchmark run (default 50)")
+    p.add_argument(
+        "--qnn-option", action="append", default=[], metavar="KEY=VALUE",
+        help="a qnn target option over the config's target.qnn (activation_type=uint16, "
+        "htp_performance_mode=burst, embed_context=true, workers=2, toolchain=olive, ...); repeatable",
+    )  # fmt: skip
     p.add_argument("--stats", type=Path, help="write a JSON summary (items, store requests) here at exit")
     p.add_argument(
         "--submit", type=int, metavar="N", help="submit N runner instances as an Azure ML command job instead"
@@ -109,7 +114,11 @@ def _runner(args: argparse.Namespace) -> int:
         f1_1k_images=f1[1],
         f1_10k_images=f1[2],
     )
-    target = make_target(args.target or tc.name)
+    from archai_aml.targets import target_kwargs
+
+    spec = args.target or tc.name
+    options = dict(_key_value(o, "--qnn-option") for o in args.qnn_option)
+    target = make_target(spec, **target_kwargs(tc, spec, options))
     http: HttpCounter | None = None
     if store_config.backend == "azure":  # azure-core is there only with the azure extra
         from archai_aml.runner.http_counter import HttpCounter
@@ -153,6 +162,13 @@ def _runner(args: argparse.Namespace) -> int:
             )
         store.close()
     return 0
+
+
+def _key_value(text: str, option: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"{option} takes KEY=VALUE, got {text!r}")
+    return key.strip(), value.strip()
 
 
 def _usage(args: argparse.Namespace) -> int:

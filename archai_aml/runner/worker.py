@@ -592,9 +592,11 @@ class Runner:
             holder.check()
             results["converted_model"] = f"{CONVERTED_DIR}/{conv_path.name}"
             self._upload(name, conv_path, results["converted_model"])
-        quantized = sorted(b for b in blobs if b.startswith(QUANTIZED_DIR + "/"))
+        # a quantized model's companions (an EP-context model's .bin context binary) are never the model
+        quantized = sorted(b for b in blobs if b.startswith(QUANTIZED_DIR + "/") and not b.endswith(".bin"))
         if quantized:
             quant_path = self._download(name, folder, quantized[0])
+            self._download_companions(name, folder, quant_path, quantized[0])
             results["quantized_model"] = quantized[0]
         else:
             self._status(holder, "quantizing", "quantizing")
@@ -604,6 +606,8 @@ class Runner:
             )
             holder.check()
             results["quantized_model"] = f"{QUANTIZED_DIR}/{quant_path.name}"
+            for extra in self.target.companion_files(quant_path):
+                self._upload(name, quant_path.parent / extra, f"{QUANTIZED_DIR}/{extra}")
             self._upload(name, quant_path, results["quantized_model"])
         info = self._call("model info", self.target.info, quant_path, folder / "info")
         holder.check()
@@ -631,14 +635,26 @@ class Runner:
             blob = recorded
         else:
             found = sorted(
-                b for b in self.store.list_blobs(self.experiment, name) if b.startswith(prefix + "/")
+                b
+                for b in self.store.list_blobs(self.experiment, name)
+                if b.startswith(prefix + "/") and not b.endswith(".bin")  # a context binary is a companion
             )
             if not found:
                 raise _ItemFailed(f"missing {prefix} model") from FileNotFoundError(_missing_derived(prefix))
             blob = found[0]
-        return self._download(
+        path = self._download(
             name, folder, blob, what=f"missing {prefix} model", missing=_missing_derived(prefix, blob)
         )
+        self._download_companions(name, folder, path, blob)
+        return path
+
+    def _download_companions(self, name: str, folder: Path, model: Path, blob: str) -> None:
+        """The files a downloaded model loads from beside it (:meth:`Target.companion_files`)."""
+        extras = self._call("reading the model's companion files", self.target.companion_files, model)
+        prefix = blob.rpartition("/")[0]
+        for extra in extras:
+            what = f"missing {extra} beside {blob}"
+            self._download(name, folder, f"{prefix}/{extra}" if prefix else extra, what=what)
 
     def _benchmark(self, item: WorkItem, holder: _LeaseHolder, folder: Path) -> dict[str, Any]:
         name, entity = item.name, holder.lease.entity
@@ -667,6 +683,7 @@ class Runner:
         values: dict[str, Any] = {
             "total_inference_avg": json.dumps(runs),
             "mean": mean,
+            "latency_simulated": bool(result.latency_simulated),
             "status": "benchmarked",
             "message": f"benchmark run {len(runs)} done on {self.node}",
         }

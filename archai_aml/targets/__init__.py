@@ -2,24 +2,41 @@
 
 Backends register a factory under a short name; the factory is imported lazily so that a machine without
 a device SDK can still use the others. ``cpu`` (onnxruntime, :class:`archai_aml.ort.OrtCpuTarget`) is the
-embedded default; ``qnn`` and ``snpe`` register themselves here when their modules are added.
+embedded default; ``qnn`` (QNN HTP through onnxruntime-qnn, :class:`archai_aml.qnn.QnnTarget`, the ``qnn``
+extra) sits beside it. :func:`target_kwargs` turns a configuration's ``target:`` section into the keyword
+arguments of the chosen backend.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from archai_aml.errors import TargetError
+from archai_aml._optional import MissingDependencyError
+from archai_aml.errors import ConfigError, TargetError
 from archai_aml.targets.base import BenchmarkResult, ModelInfo, Target
 
-__all__ = ["BenchmarkResult", "ModelInfo", "Target", "available_targets", "get_target", "register_target"]
+if TYPE_CHECKING:
+    from archai_aml.config import TargetConfig
+
+__all__ = [
+    "BenchmarkResult",
+    "ModelInfo",
+    "Target",
+    "available_targets",
+    "get_target",
+    "register_target",
+    "target_kwargs",
+]
 
 # name -> "module:attribute" (imported on first use) or a factory callable
 _REGISTRY: dict[str, str | Callable[..., Target]] = {
     "cpu": "archai_aml.ort.target:OrtCpuTarget",
+    "qnn": "archai_aml.qnn.target:QnnTarget",
 }
+#: The pyproject extra that installs what a backend needs.
+_EXTRAS = {"qnn": "qnn"}
 
 
 def register_target(name: str, factory: str | Callable[..., Target]) -> None:
@@ -36,15 +53,45 @@ def get_target(name: str, **kwargs: Any) -> Target:
     factory = _REGISTRY.get(name)
     if factory is None:
         raise TargetError(f"unknown target {name!r}: choose one of {available_targets()}")
-    if isinstance(factory, str):
-        module_name, _, attr = factory.partition(":")
-        try:
+    try:
+        if isinstance(factory, str):
+            module_name, _, attr = factory.partition(":")
             factory = getattr(importlib.import_module(module_name), attr)
-        except ImportError as exc:
-            raise TargetError(
-                f"target {name!r} needs {module_name}, which cannot be imported ({exc}): install its extra"
-            ) from exc
-    target = factory(**kwargs)
+        target = factory(**kwargs)
+    except ImportError as exc:  # also MissingDependencyError, raised by a backend's constructor
+        extra = _EXTRAS.get(name)
+        what = f"pip install 'archai-aml[{extra}]'" if extra else "install its extra"
+        if isinstance(exc, MissingDependencyError):  # it already says what to install
+            raise TargetError(f"target {name!r}: {exc}") from exc
+        raise TargetError(
+            f"target {name!r} needs {exc.name or 'a module'}, which cannot be imported ({exc}): {what}"
+        ) from exc
     if not isinstance(target, Target):
         raise TargetError(f"the factory registered for {name!r} did not return a Target")
     return target
+
+
+def target_kwargs(
+    config: TargetConfig, name: str | None = None, overrides: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Keyword arguments for :func:`get_target` from a ``target:`` section (the target ``name``, default
+    ``config.name``), with command-line ``overrides`` of the backend's options (``KEY=VALUE`` pairs,
+    validated like the YAML). ``cpu`` takes none here (its runner defaults stay as they are)."""
+    from pydantic import ValidationError
+
+    from archai_aml.config import QnnTargetConfig
+
+    name = name or config.name
+    if name != "qnn":
+        if overrides:
+            raise ConfigError(f"target options {sorted(overrides)} are for the qnn target, not {name!r}")
+        return {}
+    options = config.qnn
+    if overrides:
+        try:
+            options = QnnTargetConfig.model_validate({**options.model_dump(), **overrides})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            raise ConfigError(f"--qnn-option {field}: {err['msg']}") from None
+    return {"input_shape": list(config.input_shape), **options.model_dump()}

@@ -2,7 +2,7 @@
 
 A target converts an ONNX model to its own format, quantizes it with calibration data, reports MACs and
 parameters, benchmarks latency and runs batches for accuracy scoring. The CPU target on onnxruntime is
-the embedded default; QNN (onnxruntime-qnn HTP) and SNPE (DLC over adb) sit beside it.
+the embedded default; QNN (onnxruntime-qnn HTP, :mod:`archai_aml.qnn`) and SNPE (DLC over adb) sit beside it.
 """
 
 from __future__ import annotations
@@ -26,13 +26,19 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class BenchmarkResult:
-    """Latency of one benchmark run, in milliseconds per inference."""
+    """Latency of one benchmark run, in milliseconds per inference.
+
+    ``latency_simulated`` is True when the figures come from a simulator or emulator of the target (the
+    QNN HTP emulator of an x86-64 host) rather than the hardware itself: they are stored, but are not the
+    target's latency (see :class:`~archai_aml.evaluators.RemoteAzureBenchmarkEvaluator`).
+    """
 
     mean_ms: float
     median_ms: float
     stdev_ms: float
     samples_ms: list[float] = field(default_factory=list)
     csv: Path | None = None
+    latency_simulated: bool = False
 
 
 class Target(abc.ABC):
@@ -62,6 +68,11 @@ class Target(abc.ABC):
     @abc.abstractmethod
     def run_batch(self, model_path: Path, inputs: np.ndarray, *, batch_size: int = 1) -> np.ndarray:
         """Run the model over ``inputs`` (N x C x H x W) and return its outputs stacked along N."""
+
+    def companion_files(self, model_path: Path) -> list[str]:
+        """Files a converted or quantized model loads from beside it (plain names in its folder), which
+        travel with it to blob storage and back (an EP-context model's context binary); none by default."""
+        return []
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release sessions and devices."""

@@ -64,7 +64,7 @@ from archai_aml.evaluators import AmlPartialTrainingEvaluator, RemoteAzureBenchm
 from archai_aml.plots import numeric, plot_pareto  # noqa: E402
 from archai_aml.runner import Runner, RunnerSettings  # noqa: E402
 from archai_aml.store import Store, open_store  # noqa: E402
-from archai_aml.targets import get_target  # noqa: E402
+from archai_aml.targets import get_target, target_kwargs  # noqa: E402
 
 log = logging.getLogger("search")
 
@@ -102,9 +102,10 @@ def start_runners(
         target = (
             get_target("cpu", intra_op_num_threads=1, progress=False)
             if tc.name == "cpu"
-            else get_target(tc.name)
+            else get_target(tc.name, progress=False, **target_kwargs(tc))
         )
-        settings = RunnerSettings.from_config(config, experiment=experiment, benchmark_only=True)
+        benchmark_only = not config.search.target_f1
+        settings = RunnerSettings.from_config(config, experiment=experiment, benchmark_only=benchmark_only)
         runner = Runner(store, target, settings)
         thread = threading.Thread(target=runner.run, name=f"runner-{i}", daemon=True)
         thread.start()
@@ -132,8 +133,15 @@ def _cell(value: Any) -> Any:
     return "" if v is None else v
 
 
-def write_outputs(output: Path, results: Any, space: SegmentationSearchSpace) -> list[dict[str, Any]]:
-    """``results.csv``, ``pareto.json`` and ``pareto.png``; returns the front's rows sorted by latency."""
+def write_outputs(
+    output: Path,
+    results: Any,
+    space: SegmentationSearchSpace,
+    target_f1: dict[str, dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """``results.csv``, ``pareto.json`` and ``pareto.png``; returns the front's rows sorted by latency.
+    ``target_f1`` (latency row name -> its row, with ``search.target_f1``) adds the float model's F1 on the
+    CPU (``f1_onnx``) and the quantized model's on the target (``f1_1k``)."""
     df = results.get_search_state_df()
     rows: list[dict[str, Any]] = []
     for rec in df.to_dict("records"):
@@ -147,6 +155,10 @@ def write_outputs(output: Path, results: Any, space: SegmentationSearchSpace) ->
                 "is_pareto": bool(rec.get("is_pareto")),
             }
         )
+        if target_f1 is not None:
+            f1_row = target_f1.get(f"id_{rec['archid']}", {})
+            rows[-1]["f1_onnx"] = _cell(f1_row.get("f1_onnx"))
+            rows[-1]["f1_target"] = _cell(f1_row.get("f1_1k"))
     with open(output / "results.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["archid"])
         writer.writeheader()
@@ -170,13 +182,18 @@ def write_outputs(output: Path, results: Any, space: SegmentationSearchSpace) ->
 
 
 def format_table(pareto: list[dict[str, Any]]) -> str:
+    f1 = any("f1_target" in e for e in pareto)
     head = f"{'archid':<14} {'iter':>4} {'val_iou':>8} {'latency_ms':>11} {'params':>9}"
+    head += f" {'f1_onnx':>7} {'f1_1k':>7}" if f1 else ""
     lines = [head, "-" * len(head)]
     for e in pareto:
         iou = f"{e['val_iou']:.3f}" if e["val_iou"] != "" else "-"
         lat = f"{e['latency_ms']:.3f}" if e["latency_ms"] != "" else "-"
         params = f"{int(e['params']):,}" if e["params"] != "" else "-"
-        lines.append(f"{e['archid'][:12] + '..':<14} {e['iteration']:>4} {iou:>8} {lat:>11} {params:>9}")
+        line = f"{e['archid'][:12] + '..':<14} {e['iteration']:>4} {iou:>8} {lat:>11} {params:>9}"
+        for key in ("f1_onnx", "f1_target") if f1 else ():
+            line += f" {e[key]:>7.3f}" if e.get(key, "") != "" else f" {'-':>7}"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -230,8 +247,9 @@ def run(args: argparse.Namespace) -> int:
             overwrite=False,
             max_retries=sc.latency_max_retries,
             retry_interval=sc.latency_poll_interval_s,
-            benchmark_only=True,
+            benchmark_only=not sc.target_f1,
             progress=progress,
+            allow_simulated_latency=sc.allow_simulated_latency,
         )
         objectives = SearchObjectives()
         # Archai sends every model to every async objective, then calls fetch_all in the order objectives
@@ -267,7 +285,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         stop_runners(runners)
     try:
-        pareto = write_outputs(output, results, space)
+        on_target = None
+        if sc.target_f1:  # the on-target F1 of every measured model (f1_1k: quantized, on the target)
+            on_target = {str(r["name"]): r for r in store.query(latency_experiment)}
+        pareto = write_outputs(output, results, space, on_target)
         summary: dict[str, Any] = {
             "experiment": config.experiment_name,
             "latency_experiment": latency_experiment,
