@@ -165,9 +165,14 @@ class TrainingConfig(_Model):
 class TargetConfig(_Model):
     """The hardware a runner measures on."""
 
-    name: Literal["cpu", "qnn", "snpe"] = "cpu"
+    name: Literal["cpu", "qnn", "snpe", "aihub"] = "cpu"
     input_shape: list[int] = Field(default_factory=lambda: [1, 3, 256, 256])
     device: str | None = None
+    #: snpe: the SDK folder (default: $SNPE_ROOT) and the SoCs of the offline HTP graph cache (e.g. sm8650)
+    sdk_root: Path | None = None
+    htp_socs: str | None = None
+    #: aihub: the Qualcomm AI Hub device to compile for and run on
+    hub_device: str = "Samsung Galaxy S24 (Family)"
     max_benchmark_runs: int = Field(default=5, ge=1)
     benchmark_iterations: int = Field(default=50, ge=1)
     calibration_images: int = Field(default=32, ge=1)

@@ -24,6 +24,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--target", required=False, help="target backend: cpu, qnn, snpe, or fixed[:cost=S,...]")
     p.add_argument("--experiment", help="experiment (partition of the status table); default from config")
     p.add_argument("--device", help="serial of the attached device; device work needs one on device targets")
+    p.add_argument("--sdk-root", type=Path, help="snpe: the SNPE SDK folder (default: $SNPE_ROOT)")
+    p.add_argument("--hub-device", help="aihub: the AI Hub device name (default from config)")
     p.add_argument("--benchmark-only", action="store_true", help="only convert and benchmark (no F1 runs)")
     p.add_argument("--max-benchmark-runs", type=int, default=None, help="latency runs per model (default 5)")
     p.add_argument("--subset", help="comma separated model ids to work on, ignoring all others")
@@ -60,6 +62,20 @@ def make_target(spec: str, **kwargs: Any) -> Target:
     from archai_aml.targets import get_target
 
     return get_target(spec, **kwargs)
+
+
+def target_options(name: str, config: Any, args: argparse.Namespace, device: str | None) -> dict[str, Any]:
+    """The constructor options of target ``name`` from the ``target:`` section and the command line."""
+    tc = config.target
+    if name == "snpe":
+        return {
+            "sdk_root": getattr(args, "sdk_root", None) or tc.sdk_root,
+            "device": device,
+            "htp_socs": tc.htp_socs,
+        }
+    if name == "aihub":
+        return {"device": getattr(args, "hub_device", None) or tc.hub_device}
+    return {}
 
 
 def _runner(args: argparse.Namespace) -> int:
@@ -103,7 +119,8 @@ def _runner(args: argparse.Namespace) -> int:
         f1_1k_images=f1[1],
         f1_10k_images=f1[2],
     )
-    target = make_target(args.target or tc.name)
+    name = args.target or tc.name
+    target = make_target(name, **target_options(name, config, args, settings.device))
     http: HttpCounter | None = None
     if store_config.backend == "azure":  # azure-core is there only with the azure extra
         from archai_aml.runner.http_counter import HttpCounter

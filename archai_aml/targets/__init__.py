@@ -19,7 +19,11 @@ __all__ = ["BenchmarkResult", "ModelInfo", "Target", "available_targets", "get_t
 # name -> "module:attribute" (imported on first use) or a factory callable
 _REGISTRY: dict[str, str | Callable[..., Target]] = {
     "cpu": "archai_aml.ort.target:OrtCpuTarget",
+    "snpe": "archai_aml.snpe.target:SnpeTarget",
+    "aihub": "archai_aml.aihub.target:AiHubTarget",
 }
+#: The pyproject extra that installs what a target imports.
+_EXTRAS = {"aihub": "aihub", "qnn": "qnn"}
 
 
 def register_target(name: str, factory: str | Callable[..., Target]) -> None:
@@ -41,8 +45,10 @@ def get_target(name: str, **kwargs: Any) -> Target:
         try:
             factory = getattr(importlib.import_module(module_name), attr)
         except ImportError as exc:
+            extra = _EXTRAS.get(name)
+            hint = f"pip install 'archai-aml[{extra}]'" if extra else "install its extra"
             raise TargetError(
-                f"target {name!r} needs {module_name}, which cannot be imported ({exc}): install its extra"
+                f"target {name!r} needs {module_name}, which cannot be imported ({exc}): {hint}"
             ) from exc
     target = factory(**kwargs)
     if not isinstance(target, Target):
