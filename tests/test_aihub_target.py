@@ -123,3 +123,45 @@ def test_runner_takes_a_row_to_complete_on_aihub(tmp_path: Path) -> None:
     for col in ("f1_onnx", "f1_1k", "f1_1k_f", "f1_10k"):
         assert 0.0 <= row[col] <= 1.0
     assert row["f1_1k_f"] == pytest.approx(row["f1_onnx"], abs=1e-9)  # same float model, same images
+
+
+def test_missing_client_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "qai_hub", None)  # as if qai-hub were not installed
+    with pytest.raises(TargetError, match=r"pip install 'archai-aml\[aihub\]'"):
+        get_target("aihub")
+    monkeypatch.setitem(sys.modules, "archai_aml.aihub.target", None)
+    with pytest.raises(
+        TargetError, match=r"target 'aihub' needs archai_aml.aihub.target.*archai-aml\[aihub\]"
+    ):
+        get_target("aihub")
+
+
+def test_target_options_come_from_config_and_command_line(tmp_path: Path) -> None:
+    import argparse
+
+    from archai_aml.config import ArchaiAmlConfig
+    from archai_aml.runner.cli import target_options
+
+    config = ArchaiAmlConfig.model_validate(
+        {
+            "target": {
+                "name": "aihub",
+                "hub_device": "Snapdragon X Elite CRD",
+                "sdk_root": str(tmp_path),
+                "htp_socs": "sm8650",
+            }
+        }
+    )
+    args = argparse.Namespace(sdk_root=None, hub_device=None)
+    assert target_options("aihub", config, args, None) == {"device": "Snapdragon X Elite CRD"}
+    assert target_options("snpe", config, args, "SER") == {
+        "sdk_root": tmp_path,
+        "device": "SER",
+        "htp_socs": "sm8650",
+    }
+    args = argparse.Namespace(sdk_root=tmp_path / "other", hub_device="Samsung Galaxy S23 (Family)")
+    assert target_options("aihub", config, args, None) == {"device": "Samsung Galaxy S23 (Family)"}
+    assert target_options("snpe", config, args, None)["sdk_root"] == tmp_path / "other"
+    assert target_options("cpu", config, args, None) == {}

@@ -22,11 +22,13 @@ A job that fails or times out raises a TargetError naming the job.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import logging
 import os
 import statistics
+import tempfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -240,6 +242,13 @@ class AiHubTarget(Target):
                 raise TargetError(f"AI Hub profile job {job.job_id} has no inference time")
             times_us = [float(est)]
         samples = [t / 1000.0 for t in times_us]
+        # where the figures came from: the job and device, beside each sample (uploaded with the row)
+        fd, name = tempfile.mkstemp(prefix="aihub-profile-", suffix=".csv")
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["run", "latency_ms", "job_id", "device", "source"])
+            source = "all_inference_times" if len(samples) > 1 else "estimated_inference_time"
+            w.writerows([i, f"{s:.6f}", job.job_id, self.device_name, source] for i, s in enumerate(samples))
         log.info(
             "AI Hub profile job %s on %s: %d inference times, mean %.3f ms",
             job.job_id, self.device_name, len(samples), statistics.fmean(samples),
@@ -249,6 +258,7 @@ class AiHubTarget(Target):
             median_ms=statistics.median(samples),
             stdev_ms=statistics.stdev(samples) if len(samples) > 1 else float("nan"),
             samples_ms=samples,
+            csv=Path(name),
         )
 
     def run_batch(self, model_path: Path, inputs: np.ndarray, *, batch_size: int = 1) -> np.ndarray:

@@ -98,9 +98,23 @@ class SnpeTarget(Target):
         self._sdk_ready = False
         self._pushed: dict[str, PurePosixPath] = {}
         self._infos: dict[tuple[str, int, int], DlcInfo] = {}
+        self._scratch_dir: Path | None = None
+        self._kept: list[Path] = []
         log.info("SNPE %s (generation %d) at %s", self.sdk.version, self.sdk.generation, self.sdk.root)
 
     # ---------------------------------------------------------------------------------------- helpers
+    def _scratch(self) -> Path:
+        """A folder for result files handed to the runner (removed by :meth:`close`)."""
+        if self._scratch_dir is None:
+            self._scratch_dir = Path(tempfile.mkdtemp(prefix="snpe-target-"))
+        return self._scratch_dir
+
+    def close(self) -> None:
+        if self._scratch_dir is not None:
+            shutil.rmtree(self._scratch_dir, ignore_errors=True)
+            self._scratch_dir = None
+        self._kept.clear()
+
     def device(self) -> AdbDevice:
         """The attached device, with the SDK's runtime pushed (once per SDK version)."""
         if self._device is None:
@@ -318,8 +332,9 @@ class SnpeTarget(Target):
             if not stats.is_file():
                 raise TargetError(f"snpe_bench.py wrote no {stats}")
             avg_us = parse_bench_csv(stats, column)
-            keep = Path(tempfile.mkdtemp(prefix="snpe-stats-")) / "benchmark_stats_model.csv"
+            keep = self._scratch() / f"benchmark_stats_{len(self._kept)}.csv"
             shutil.copyfile(stats, keep)
+            self._kept.append(keep)
         finally:
             shutil.rmtree(bench_dir, ignore_errors=True)
         mean_ms = avg_us / 1000.0
