@@ -165,3 +165,20 @@ def test_target_options_come_from_config_and_command_line(tmp_path: Path) -> Non
     assert target_options("aihub", config, args, None) == {"device": "Samsung Galaxy S23 (Family)"}
     assert target_options("snpe", config, args, None)["sdk_root"] == tmp_path / "other"
     assert target_options("cpu", config, args, None) == {}
+
+
+def test_docs_yaml_of_the_snpe_and_aihub_sections_validate(tmp_path: Path) -> None:
+    import re
+
+    from archai_aml.config import load_config
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "qualcomm.md").read_text(encoding="utf-8")
+    names = []
+    for section in ("## snpe", "## aihub"):
+        body = text.split(section + "\n", 1)[1].split("\n## ", 1)[0]
+        (yaml_block,) = re.findall(r"```yaml\n(.*?)```", body, flags=re.S)
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml_block, encoding="utf-8")
+        names.append(load_config(path, env={"SNPE_ROOT": str(tmp_path)}).target)
+    assert (names[0].name, names[0].sdk_root, names[0].htp_socs) == ("snpe", tmp_path, "sm8650")
+    assert (names[1].name, names[1].hub_device) == ("aihub", "Samsung Galaxy S24 (Family)")

@@ -29,12 +29,21 @@ SERIAL = "emulator-5554"
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(params=[2, 1], ids=["snpe2", "snpe1"])
-def sdk(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TestSdk:
-    built = build_test_sdk(tmp_path / "sdk", generation=request.param)
+def _use(built: TestSdk, monkeypatch: pytest.MonkeyPatch) -> TestSdk:
     for key, value in built.env().items():
         monkeypatch.setenv(key, value)
     return built
+
+
+@pytest.fixture(params=[2, 1], ids=["snpe2", "snpe1"])
+def any_sdk(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TestSdk:
+    """Both SDK generations (2.x / QAIRT tool names, 1.x tool names)."""
+    return _use(build_test_sdk(tmp_path / "sdk", generation=request.param), monkeypatch)
+
+
+@pytest.fixture
+def sdk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TestSdk:
+    return _use(build_test_sdk(tmp_path / "sdk"), monkeypatch)
 
 
 @pytest.fixture
@@ -53,7 +62,8 @@ def _images(n: int, size: int = 8, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, 3, size, size)).astype(np.float32)
 
 
-def test_convert_quantize_info_run_and_benchmark(sdk: TestSdk, model: Path, tmp_path: Path) -> None:
+def test_convert_quantize_info_run_and_benchmark(any_sdk: TestSdk, model: Path, tmp_path: Path) -> None:
+    sdk = any_sdk
     target = get_target("snpe", device=SERIAL, htp_socs="sm8650", progress=False, inputs_per_run=3)
     assert isinstance(target, SnpeTarget) and target.sdk.generation == sdk.generation
     dlc = target.convert(model, tmp_path / "conv")
@@ -104,8 +114,7 @@ def test_failing_tool_reports_its_first_error_line(sdk: TestSdk, model: Path, tm
 
 
 def test_flaky_pushes_are_retried_and_a_dead_link_fails(sdk: TestSdk, model: Path, tmp_path: Path) -> None:
-    target = SnpeTarget(device=SERIAL, progress=False)
-    target.retries = 5
+    target = SnpeTarget(device=SERIAL, progress=False, retries=5, retry_pause=0.01)
     dlc = target.convert(model, tmp_path / "conv")
     sdk.flaky_pushes(SERIAL, 3)
     x = _images(2)

@@ -77,6 +77,7 @@ class SnpeTarget(Target):
         runtime: Runtime = "auto",
         inputs_per_run: int = 256,
         retries: int = 5,
+        retry_pause: float = 0.5,
         progress: bool = True,
         seed: int = 0,
     ) -> None:
@@ -92,6 +93,7 @@ class SnpeTarget(Target):
         self.runtime = runtime
         self.inputs_per_run = inputs_per_run
         self.retries = retries
+        self.retry_pause = retry_pause
         self.progress = progress
         self.seed = seed
         self._device: AdbDevice | None = None
@@ -120,7 +122,9 @@ class SnpeTarget(Target):
         if self._device is None:
             if not self.serial:
                 raise TargetError("the snpe target needs a device serial for on-device work: --device SERIAL")
-            self._device = AdbDevice(self.serial, adb=self.adb, retries=self.retries)
+            self._device = AdbDevice(
+                self.serial, adb=self.adb, retries=self.retries, retry_pause=self.retry_pause
+            )
         if not self._sdk_ready:
             self._device.state()
             self._device.setup_sdk(self.sdk)

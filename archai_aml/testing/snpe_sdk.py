@@ -23,9 +23,11 @@ _WRAPPER = """#!{python}
 import os, sys
 sys.path.insert(0, {repo!r})
 os.environ.setdefault("FAKE_ADB_DEVICES", {devices!r})
-from archai_aml.testing.snpe_sdk_tools import main
-sys.exit(main({tool!r}, sys.argv[1:]))
+{entry}
 """
+_TOOL_ENTRY = "from archai_aml.testing.snpe_sdk_tools import main\nsys.exit(main({tool!r}, sys.argv[1:]))"
+# adb is called often: it imports only the standard library
+_ADB_ENTRY = "from archai_aml.testing.snpe_sdk_adb import adb_main\nsys.exit(adb_main(sys.argv[1:]))"
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,12 @@ class TestSdk:
 def _script(path: Path, tool: str, devices: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        _WRAPPER.format(python=sys.executable, repo=str(_REPO), devices=str(devices), tool=tool),
+        _WRAPPER.format(
+            python=sys.executable,
+            repo=str(_REPO),
+            devices=str(devices),
+            entry=_ADB_ENTRY if tool == "adb" else _TOOL_ENTRY.format(tool=tool),
+        ),
         encoding="utf-8",
     )
     path.chmod(0o755)

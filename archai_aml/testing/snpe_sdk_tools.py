@@ -475,10 +475,6 @@ _TOOLS = {
 
 def main(tool: str, argv: list[str]) -> int:
     """Entry point of the test SDK's executables."""
-    if tool == "adb":
-        from archai_aml.testing.snpe_sdk_adb import adb_main
-
-        return adb_main(argv)
     try:
         return _TOOLS[tool](argv)
     except ToolError as exc:
