@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("runner", help="process the benchmark queue of the status table (a runner)")
-    p.add_argument("--target", required=False, help="target backend: cpu, qnn, snpe, or fixed[:cost=S,...]")
+    p.add_argument(
+        "--target", required=False, help="target backend: cpu, qnn, snpe, aihub, or fixed[:cost=S,...]"
+    )
     p.add_argument("--experiment", help="experiment (partition of the status table); default from config")
     p.add_argument("--device", help="serial of the attached device; device work needs one on device targets")
     p.add_argument("--sdk-root", type=Path, help="snpe: the SNPE SDK folder (default: $SNPE_ROOT)")

@@ -2,7 +2,8 @@
 
 Backends register a factory under a short name; the factory is imported lazily so that a machine without
 a device SDK can still use the others. ``cpu`` (onnxruntime, :class:`archai_aml.ort.OrtCpuTarget`) is the
-embedded default; ``qnn`` and ``snpe`` register themselves here when their modules are added.
+embedded default; ``snpe`` (:mod:`archai_aml.snpe`) and ``aihub`` (:mod:`archai_aml.aihub`, the ``aihub``
+extra) are registered here too.
 """
 
 from __future__ import annotations
