@@ -193,3 +193,17 @@ def test_runner_cli_takes_a_row_to_complete_on_snpe(tmp_path: Path) -> None:
         "f1_1k_f": 1,
         "f1_10k": 1,
     }
+
+
+def test_device_side_error_reaches_the_caller(sdk: TestSdk, model: Path, tmp_path: Path) -> None:
+    target = SnpeTarget(device=SERIAL, progress=False, runtime="dsp")
+    dlc = target.convert(model, tmp_path / "conv")
+    assert target.run_batch(dlc, _images(1)).shape == (1, 7, 8, 8)
+    # someone wiped the DSP libraries; the marker still says the SDK is there, so nothing is re-pushed
+    for lib in (sdk.device_root(SERIAL) / "data/local/tmp/archai_aml/dsp/lib").iterdir():
+        lib.unlink()
+    with pytest.raises(
+        TargetError,
+        match=r"snpe-net-run .* failed on emulator-5554 \(exit 1\): \[ERROR\] Unable to load the DSP",
+    ):
+        SnpeTarget(device=SERIAL, progress=False, runtime="dsp").run_batch(dlc, _images(1))
