@@ -36,7 +36,7 @@ from archai_aml.errors import TargetError
 from archai_aml.snpe.adb import AdbDevice
 from archai_aml.snpe.bench import bench_config, parse_bench_csv
 from archai_aml.snpe.sdk import SnpeSdk, find_sdk
-from archai_aml.snpe.tools import DlcInfo, onnx_io, parse_dlc_info, run_tool
+from archai_aml.snpe.tools import DlcInfo, first_error_line, onnx_io, parse_dlc_info, run_tool
 from archai_aml.targets.base import BenchmarkResult, ModelInfo, Target
 
 __all__ = ["SnpeTarget"]
@@ -78,6 +78,7 @@ class SnpeTarget(Target):
         inputs_per_run: int = 256,
         retries: int = 5,
         retry_pause: float = 0.5,
+        bench_timeout_s: float = 3600,
         progress: bool = True,
         seed: int = 0,
     ) -> None:
@@ -94,6 +95,7 @@ class SnpeTarget(Target):
         self.inputs_per_run = inputs_per_run
         self.retries = retries
         self.retry_pause = retry_pause
+        self.bench_timeout_s = bench_timeout_s
         self.progress = progress
         self.seed = seed
         self._device: AdbDevice | None = None
@@ -325,9 +327,20 @@ class SnpeTarget(Target):
                 [str(self.sdk.root / "benchmarks"), env.get("PYTHONPATH", "")]
             )
             cmd = [sys.executable, str(self.sdk.bench_script), "-c", str(cfg_path)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=bench_dir, check=False)
-            from archai_aml.snpe.tools import first_error_line
-
+            try:
+                proc = subprocess.run(
+                    cmd,
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    cwd=bench_dir,
+                    check=False,
+                    timeout=self.bench_timeout_s,
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise TargetError(
+                    f"snpe_bench.py did not finish in {self.bench_timeout_s:.0f} s on {dev.serial}"
+                ) from exc
             if proc.returncode != 0:
                 raise TargetError(
                     f"snpe_bench.py failed (exit {proc.returncode}): {first_error_line(proc.stdout + proc.stderr)}"
