@@ -109,6 +109,22 @@ MEANINGS: dict[str, str] = {
     "SearchConfig.latency_poll_interval_s": "seconds between the latency evaluator's polls",
     "SearchConfig.latency_max_retries": "polls without progress before the latency evaluator gives up",
     "SearchConfig.latency_experiment": "partition of the latency rows (default `<experiment_name>-latency`)",
+    "SearchConfig.target_f1": "latency rows also get the target's F1 runs (the results show the on-target `f1_1k`)",
+    "SearchConfig.allow_simulated_latency": "accept latency measured on a simulator (the x86-64 QNN HTP emulator) as an objective",
+    "TargetConfig.sdk_root": "snpe: the SNPE / QAIRT SDK folder (default: `$SNPE_ROOT`)",
+    "TargetConfig.htp_socs": "snpe: SoCs of the offline HTP graph cache (`snpe-dlc-graph-prepare --htp_socs`, e.g. `sm8650`)",
+    "TargetConfig.hub_device": "aihub: the Qualcomm AI Hub device to compile for and run on",
+    "TargetConfig.qnn": "options of the `qnn` target (below)",
+    "QnnTargetConfig.activation_type": "QDQ activation type: `uint8` or `uint16`",
+    "QnnTargetConfig.weight_type": "QDQ weight type: `uint8` or `uint16`",
+    "QnnTargetConfig.per_channel": "per-channel weight quantization",
+    "QnnTargetConfig.calibrate_method": "calibration: `minmax`, `entropy` or `percentile`",
+    "QnnTargetConfig.htp_performance_mode": "the QNN EP's `htp_performance_mode` (default: the EP's own)",
+    "QnnTargetConfig.soc_model": "the QNN EP's `soc_model` (default: the EP's own)",
+    "QnnTargetConfig.htp_arch": "the QNN EP's `htp_arch` (default: the EP's own)",
+    "QnnTargetConfig.embed_context": "embed the context binary in the EP-context model (default: `model_ctx_qnn.bin` beside it)",
+    "QnnTargetConfig.toolchain": "`onnxruntime` (direct calls) or `olive` (Olive passes) for quantize and compile",
+    "QnnTargetConfig.workers": "processes that run HTP batches in parallel (the x86-64 emulator takes about one core each)",
 }
 
 HEADER = """# Configuration

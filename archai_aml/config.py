@@ -242,9 +242,14 @@ class QnnTargetConfig(_Model):
 class TargetConfig(_Model):
     """The hardware a runner measures on."""
 
-    name: Literal["cpu", "qnn", "snpe"] = "cpu"
+    name: Literal["cpu", "qnn", "snpe", "aihub"] = "cpu"
     input_shape: list[Int] = Field(default_factory=lambda: [1, 3, 256, 256])
     device: str | None = None
+    #: snpe: the SDK folder (default: $SNPE_ROOT) and the SoCs of the offline HTP graph cache (e.g. sm8650)
+    sdk_root: Path | None = None
+    htp_socs: str | None = None
+    #: aihub: the Qualcomm AI Hub device to compile for and run on
+    hub_device: str = "Samsung Galaxy S24 (Family)"
     max_benchmark_runs: Int = Field(default=5, ge=1)
     benchmark_iterations: Int = Field(default=50, ge=1)
     calibration_images: Int = Field(default=32, ge=1)

@@ -22,9 +22,13 @@ log = logging.getLogger(__name__)
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("runner", help="process the benchmark queue of the status table (a runner)")
-    p.add_argument("--target", required=False, help="target backend: cpu, qnn, snpe, or fixed[:cost=S,...]")
+    p.add_argument(
+        "--target", required=False, help="target backend: cpu, qnn, snpe, aihub, or fixed[:cost=S,...]"
+    )
     p.add_argument("--experiment", help="experiment (partition of the status table); default from config")
     p.add_argument("--device", help="serial of the attached device; device work needs one on device targets")
+    p.add_argument("--sdk-root", type=Path, help="snpe: the SNPE SDK folder (default: $SNPE_ROOT)")
+    p.add_argument("--hub-device", help="aihub: the AI Hub device name (default from config)")
     p.add_argument("--benchmark-only", action="store_true", help="only convert and benchmark (no F1 runs)")
     p.add_argument("--max-benchmark-runs", type=int, default=None, help="latency runs per model (default 5)")
     p.add_argument("--subset", help="comma separated model ids to work on, ignoring all others")
@@ -73,6 +77,20 @@ def make_target(spec: str, **kwargs: Any) -> Target:
     return get_target(spec, **kwargs)
 
 
+def target_options(name: str, config: Any, args: argparse.Namespace, device: str | None) -> dict[str, Any]:
+    """The constructor options of target ``name`` from the ``target:`` section and the command line."""
+    tc = config.target
+    if name == "snpe":
+        return {
+            "sdk_root": getattr(args, "sdk_root", None) or tc.sdk_root,
+            "device": device,
+            "htp_socs": tc.htp_socs,
+        }
+    if name == "aihub":
+        return {"device": getattr(args, "hub_device", None) or tc.hub_device}
+    return {}
+
+
 def _runner(args: argparse.Namespace) -> int:
     from archai_aml.runner.queue import subset_from_arg
 
@@ -118,7 +136,11 @@ def _runner(args: argparse.Namespace) -> int:
 
     spec = args.target or tc.name
     options = dict(_key_value(o, "--qnn-option") for o in args.qnn_option)
-    target = make_target(spec, **target_kwargs(tc, spec, options))
+    kwargs = target_kwargs(tc, spec, options)
+    kwargs.update(
+        target_options(spec, config, args, settings.device)
+    )  # the command line's snpe/aihub options
+    target = make_target(spec, **kwargs)
     http: HttpCounter | None = None
     if store_config.backend == "azure":  # azure-core is there only with the azure extra
         from archai_aml.runner.http_counter import HttpCounter

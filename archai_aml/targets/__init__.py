@@ -3,8 +3,9 @@
 Backends register a factory under a short name; the factory is imported lazily so that a machine without
 a device SDK can still use the others. ``cpu`` (onnxruntime, :class:`archai_aml.ort.OrtCpuTarget`) is the
 embedded default; ``qnn`` (QNN HTP through onnxruntime-qnn, :class:`archai_aml.qnn.QnnTarget`, the ``qnn``
-extra) sits beside it. :func:`target_kwargs` turns a configuration's ``target:`` section into the keyword
-arguments of the chosen backend.
+extra), ``snpe`` (:mod:`archai_aml.snpe`, the SNPE SDK over adb) and ``aihub`` (:mod:`archai_aml.aihub`, the
+``aihub`` extra) sit beside it. :func:`target_kwargs` turns a configuration's ``target:`` section into the
+keyword arguments of the chosen backend.
 """
 
 from __future__ import annotations
@@ -34,9 +35,11 @@ __all__ = [
 _REGISTRY: dict[str, str | Callable[..., Target]] = {
     "cpu": "archai_aml.ort.target:OrtCpuTarget",
     "qnn": "archai_aml.qnn.target:QnnTarget",
+    "snpe": "archai_aml.snpe.target:SnpeTarget",
+    "aihub": "archai_aml.aihub.target:AiHubTarget",
 }
 #: The pyproject extra that installs what a backend needs.
-_EXTRAS = {"qnn": "qnn"}
+_EXTRAS = {"aihub": "aihub", "qnn": "qnn"}
 
 
 def register_target(name: str, factory: str | Callable[..., Target]) -> None:
@@ -85,6 +88,10 @@ def target_kwargs(
     if name != "qnn":
         if overrides:
             raise ConfigError(f"target options {sorted(overrides)} are for the qnn target, not {name!r}")
+        if name == "snpe":
+            return {"sdk_root": config.sdk_root, "device": config.device, "htp_socs": config.htp_socs}
+        if name == "aihub":
+            return {"device": config.hub_device}
         return {}
     options = config.qnn
     if overrides:

@@ -1,0 +1,77 @@
+"""``snpe_bench.py``: its JSON configuration and its result CSV.
+
+The configuration keys are those of the SDK's benchmarking page (Name, HostRootPath, HostResultsDir,
+DevicePath, Devices, HostName, Runs, Model{Name, Dlc, InputList, Data}, Runtimes, Measurements,
+PerfProfile, CpuFallback, BufferTypes, ProfilingLevel). Results land in
+``<HostResultsDir>/latest_results/benchmark_stats_<Name>.csv``; a result column is named by runtime and
+measurement (``DSP_ub_tf8_timing``, ``CPU_timing``) and the value read is the one on the row whose first
+cell contains ``Total Inference Time`` (microseconds), as archai's SNPE scripts read it.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from archai_aml.errors import TargetError
+
+__all__ = ["bench_config", "parse_bench_csv"]
+
+
+def bench_config(
+    *, name: str, bench_dir: Path, dlc: Path, device: str, runs: int, device_path: str, runtime: str
+) -> tuple[dict[str, Any], str]:
+    """The configuration for one model and runtime (``DSP`` with user buffers in tf8, ``CPU``/``GPU`` with
+    float tensors) and the result column it produces."""
+    buffer = "ub_tf8" if runtime == "DSP" else "float"
+    column = f"{runtime}_ub_tf8_timing" if runtime == "DSP" else f"{runtime}_timing"
+    config: dict[str, Any] = {
+        "Name": name,
+        "HostRootPath": str(bench_dir),
+        "HostResultsDir": str(bench_dir / "results"),
+        "DevicePath": device_path,
+        "Devices": [device],
+        "HostName": "localhost",
+        "Runs": runs,
+        "Model": {
+            "Name": name,
+            "Dlc": str(dlc),
+            "InputList": str(bench_dir / "input_list.txt"),
+            "Data": [str(bench_dir / "data")],
+        },
+        "Runtimes": [runtime],
+        "Measurements": ["timing"],
+        "PerfProfile": "high_performance",
+        "CpuFallback": False,
+        "BufferTypes": [buffer],
+        "ProfilingLevel": "basic",
+    }
+    return config, column
+
+
+def parse_bench_csv(path: Path, column: str) -> float:
+    """The ``Total Inference Time`` value (microseconds) of ``column`` in a benchmark_stats CSV."""
+    with Path(path).open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    index = None
+    for row in rows:
+        for i, cell in enumerate(row):
+            if cell.strip().startswith(column):
+                index = i
+                break
+        if index is not None:
+            break
+    if index is None:
+        raise TargetError(
+            f"{Path(path).name} has no {column} column: did the {column.split('_')[0]} run fail?"
+        )
+    for row in rows:
+        if row and "Total Inference Time" in row[0] and len(row) > index:
+            try:
+                return float(row[index])
+            except ValueError:
+                raise TargetError(
+                    f"{Path(path).name}: Total Inference Time of {column} is {row[index]!r}, not a number"
+                ) from None
+    raise TargetError(f"{Path(path).name} has no Total Inference Time row")
