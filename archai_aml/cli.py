@@ -11,7 +11,12 @@ from collections.abc import Sequence
 
 from archai_aml.errors import ArchaiAmlError
 
-_COMMAND_MODULES = ("archai_aml.store.cli", "archai_aml.runner.cli", "archai_aml.workspace.cli")
+_COMMAND_MODULES = (
+    "archai_aml.store.cli",
+    "archai_aml.runner.cli",
+    "archai_aml.workspace.cli",
+    "archai_aml.executor.cli",
+)
 
 
 def build_parser(
