@@ -32,6 +32,7 @@ def _project_and_script(args: argparse.Namespace) -> tuple[Path, str]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    split_script_args(args)
     from archai_aml.executor.run import load_compute, run_local, run_on_azure
     from archai_aml.store import open_store, resolve_store_config
 
@@ -59,12 +60,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if result.status == "Completed" else 1
 
 
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "run", help="run a project script on Azure ML (or --local)", description=__doc__
-    )
-    p.add_argument("script", help="the script, under the project's pipeline/ folder")
-    p.add_argument("args", nargs=argparse.REMAINDER, help="arguments of the script")
+def _add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compute", help="compute YAML (name, size, min_instances, max_instances, tier)")
     p.add_argument("--environment", help="conda file of the job's environment")
     p.add_argument("--experiment", help="experiment name (default: the config's experiment_name)")
@@ -82,4 +78,29 @@ def register(subparsers: Any) -> None:
     p.add_argument("--project", help="project folder (default: above the script's pipeline/ folder)")
     p.add_argument("--local", action="store_true", help="run the script here with the same paths")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def split_script_args(args: argparse.Namespace) -> None:
+    """Take the run options out of what follows SCRIPT; the rest (and all after ``--``) is the script's."""
+    rest = list(args.args)
+    tail: list[str] = []
+    if "--" in rest:
+        at = rest.index("--")
+        rest, tail = rest[:at], rest[at + 1 :]
+    options = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS, allow_abbrev=False)
+    _add_options(options)
+    _, unknown = options.parse_known_args(rest, namespace=args)
+    args.args = [*unknown, *tail]
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "run", help="run a project script on Azure ML (or --local)", description=__doc__, allow_abbrev=False
+    )
+    p.add_argument("script", help="the script, under the project's pipeline/ folder")
+    p.add_argument(
+        "args", nargs=argparse.REMAINDER,
+        help="arguments of the script; run options among them are taken out (put the script's after --)",
+    )  # fmt: skip
+    _add_options(p)
     p.set_defaults(func=_run)
