@@ -141,20 +141,32 @@ def sync_dataset(
         else:
             todo.append((blob, content, digest))
     lock = threading.Lock()
+    writing = threading.Lock()  # checkpoints one at a time, outside ``lock`` so uploads go on meanwhile
     arrived = 0
+    written = 0
+
+    def checkpoint(snapshot: dict[str, dict[str, object]], count: int) -> None:
+        nonlocal written
+        with writing:
+            if count > written:  # a later snapshot may have been written already
+                _write_manifest(store, partition, kind, name, snapshot)
+                written = count
 
     def send(blob: str, content: bytes, digest: str) -> None:
         nonlocal arrived
         store.upload_bytes(partition, kind, blob, content)
+        snapshot = None
         with lock:
             manifest[blob] = {"sha256": digest, "size": len(content)}
             result.uploaded.append(blob)
             result.bytes_sent += len(content)
             arrived += 1
-            checkpoint = arrived % checkpoint_every == 0
+            count = arrived
             bar.update(1)
-            if checkpoint:
-                _write_manifest(store, partition, kind, name, dict(manifest))
+            if arrived % checkpoint_every == 0:
+                snapshot = dict(manifest)
+        if snapshot is not None:
+            checkpoint(snapshot, count)
         if on_file is not None:
             on_file(blob)
 
@@ -169,8 +181,9 @@ def sync_dataset(
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             with lock:
-                if arrived:
-                    _write_manifest(store, partition, kind, name, dict(manifest))
+                snapshot, count = dict(manifest), arrived
+            if count:
+                checkpoint(snapshot, count)
             log.warning("sync of %s interrupted: %d files arrived and are recorded", dataset, arrived)
             raise
         pool.shutdown(wait=True)
