@@ -19,6 +19,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "archai_aml.runner.cli",
     "archai_aml.workspace.cli",
     "archai_aml.plots.cli",
+    "archai_aml.executor.cli",
 )
 
 

@@ -14,6 +14,7 @@ from archai_aml.errors import JobError
 from archai_aml.pipelines import COMPLETED, LocalJobRunner, build_training_pipeline, start_training_pipeline
 from archai_aml.pipelines.training import fill_placeholders, model_id_for
 from archai_aml.store import Store
+from archai_aml.workspace.environment import prepare_environment
 from tests.pipeline_helpers import expected_metric, make_config, make_models
 
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -55,7 +56,10 @@ def test_pipeline_structure_on_azure_ml(tmp_path: Path) -> None:
     assert sorted(job.jobs) == ["id_a", "id_b"]
     node = job.jobs["id_b"]
     assert node.compute == "gpu-cluster"
-    assert node.environment == "archai-aml@latest"
+    # the content-hashed version workspace setup creates (a wheel of this checkout in its build context)
+    version = prepare_environment(cfg.aml.environment).version
+    assert node.environment == f"archai-aml:{version}" and len(version) == 16
+    assert all(n.environment == node.environment for n in job.jobs.values())
     assert node.code == str(cfg.training.code_dir.resolve())
     assert node.command.endswith("--model-id id_b --epochs 3") and "${{inputs.data}}" in node.command
     assert node.outputs["output"].path == "azureml://datastores/models/paths/exp/id_b"

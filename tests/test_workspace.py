@@ -314,27 +314,17 @@ def test_existing_key_based_datastore_is_flagged(tmp_path: Path) -> None:
     assert [d.name for d in ws.datastores.created] == ["archaidata"]
 
 
-def test_environment_without_version_reuses_latest_or_creates_version_1(tmp_path: Path) -> None:
+def test_pinned_environment_that_differs_is_left_alone(tmp_path: Path) -> None:
     from azure.ai.ml.entities import Environment
 
-    unversioned = EnvironmentConfig(name="archai-env", image="img:1")
     existing = Environment(name="archai-env", version="4", image="img:1")
-    ws = Workspace(environments={"archai-env:4": existing})
-    res = setup_workspace(
-        ws.client, make_config(tmp_path, environment=unversioned), progress=False, poll_interval_s=0
-    )
-    assert res.environment == "archai-env:4" and ws.environments.created == []
-    ws = Workspace()
-    res = setup_workspace(
-        ws.client, make_config(tmp_path, environment=unversioned), progress=False, poll_interval_s=0
-    )
-    assert res.environment == "archai-env:1" and ws.environments.created[0].conda_file is None
-    other = EnvironmentConfig(name="archai-env", image="img:2")
+    other = EnvironmentConfig(name="archai-env", version="4", image="img:2")
     ws = Workspace(environments={"archai-env:4": existing})
     res = setup_workspace(
         ws.client, make_config(tmp_path, environment=other), progress=False, poll_interval_s=0
     )
     assert res.plan[2].action == "differs" and "img:2" in res.plan[2].detail and ws.environments.created == []
+    assert res.environment == "archai-env:4"
 
 
 def test_missing_conda_file_and_refused_create_are_typed_errors(tmp_path: Path) -> None:

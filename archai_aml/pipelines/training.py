@@ -150,8 +150,9 @@ def build_training_pipeline(
     environment = None
     identity: Any = None
     if aml is not None:
-        env_cfg = aml.environment
-        environment = f"{env_cfg.name}:{env_cfg.version}" if env_cfg.version else f"{env_cfg.name}@latest"
+        from archai_aml.workspace.environment import environment_reference
+
+        environment = environment_reference(aml.environment)  # the version workspace setup creates
         identity = (
             ManagedIdentityConfiguration(client_id=aml.identity_client_id)
             if aml.identity_client_id

@@ -7,7 +7,8 @@ process per instance, so Azure ML starts the command once on every node; the run
 the status table's leases like any others (each node is its own host, so each quantizes one model at a
 time). The store is reached through :func:`archai_aml.store.job_environment` without secrets: endpoints
 and the job's identity (``aml.identity_client_id`` names a user-assigned managed identity, otherwise the
-submitting user's identity). The environment (``aml.environment``) must have archai-aml installed.
+submitting user's identity). The environment is ``aml.environment`` at the version workspace setup creates
+(:func:`archai_aml.workspace.environment.environment_reference`: a wheel of this checkout, content-hashed).
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def build_runner_job(
         "--f1-sizes", f"{tc.f1_onnx_images},{tc.f1_1k_images},{tc.f1_10k_images}",
         *extra_args,
     ]  # fmt: skip
+    from archai_aml.workspace.environment import environment_reference
+
     environment = config.aml.environment
     identity = (
         ManagedIdentityConfiguration(client_id=config.aml.identity_client_id)
@@ -78,9 +81,7 @@ def build_runner_job(
     )
     return command(
         command=shlex.join(args),
-        environment=f"{environment.name}:{environment.version}"
-        if environment.version
-        else f"{environment.name}@latest",
+        environment=environment_reference(environment),
         environment_variables=env,
         compute=cluster.name,
         instance_count=instances,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from archai_aml.config import ArchaiAmlConfig, AzureMLConfig, load_config
@@ -70,6 +71,13 @@ def _setup(args: argparse.Namespace) -> int:
     _out(format_plan(resources.plan, created=not args.dry_run, dry_run=args.dry_run))
     _out()
     _out(f"environment: {resources.environment}")
+    for item in resources.plan:
+        build = getattr(getattr(item, "entity", None), "build", None)
+        if args.dry_run and item.kind == "environment" and build is not None:
+            context = Path(build.path)
+            _out(f"  build context {context}: " + ", ".join(sorted(p.name for p in context.iterdir())))
+            for line in (context / "Dockerfile").read_text(encoding="utf-8").splitlines():
+                _out(f"    {line}")
     _out(f"models:      {resources.models_uri(config.experiment_name)}")
     if args.dry_run or not any(c.startswith("datastore:") for c in resources.created):
         _out()  # (setup logs the same text as a warning when it creates a datastore)

@@ -7,7 +7,9 @@ rather than silently replaced.
 
 - clusters ``aml.training_cluster`` and ``aml.cpu_cluster``: ``AmlCompute`` with the configured size, scale
   settings and tier, carrying the user-assigned identity ``aml.identity_resource_id`` when one is set;
-- environment ``aml.environment``: image + conda file, referenced by pipelines as ``name:version``;
+- environment ``aml.environment``: a Docker build context with a wheel of this checkout, the conda file and
+  the image, versioned by a content hash (:mod:`archai_aml.workspace.environment`), referenced by pipelines
+  as ``name:version``;
 - datastores ``aml.datastores.models`` (the store's blob container, where pipelines write models) and
   ``aml.datastores.data`` (``data_container`` in the same account), both **identity-based**: created
   without account key or SAS, so Azure ML holds no secret and jobs reach storage with their own identity.
@@ -27,9 +29,10 @@ from urllib.parse import urlparse
 
 from tqdm import tqdm
 
-from archai_aml.config import ArchaiAmlConfig, AzureMLConfig, ClusterConfig, EnvironmentConfig, StoreConfig
+from archai_aml.config import ArchaiAmlConfig, AzureMLConfig, ClusterConfig, StoreConfig
 from archai_aml.errors import ConfigError, WorkspaceError
 from archai_aml.store.connection import DEV_ACCOUNT, parse_connection_string
+from archai_aml.workspace.environment import plan_environment
 
 __all__ = [
     "BLOB_ROLE",
@@ -190,61 +193,6 @@ def plan_cluster(ml_client: Any, cluster: ClusterConfig, aml: AzureMLConfig) -> 
     return ResourcePlan("compute", cluster.name, "exists", f"{size}", None, cluster.name)
 
 
-def _conda_dict(path: Path) -> dict[str, Any]:
-    import yaml
-
-    if not path.is_file():
-        raise ConfigError(
-            f"aml.environment.conda_file: {path} does not exist (paths are relative to the current folder; "
-            "see examples/face_segmentation/conda.yaml)"
-        )
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise ConfigError(f"aml.environment.conda_file: {path} is not a conda environment mapping")
-    return data
-
-
-def plan_environment(ml_client: Any, env: EnvironmentConfig) -> ResourcePlan:
-    from azure.ai.ml.entities import Environment
-
-    conda = _conda_dict(Path(env.conda_file)) if env.conda_file is not None else None
-    if env.version:
-        existing = _lookup(
-            ml_client.environments.get, f"environment {env.name}:{env.version}", env.name, env.version
-        )
-    else:
-        existing = _lookup(
-            ml_client.environments.get, f"environment {env.name}@latest", env.name, label="latest"
-        )
-    if existing is None:
-        version = env.version or "1"
-        entity = Environment(
-            name=env.name,
-            version=version,
-            image=env.image,
-            conda_file=conda,
-            description="archai-aml training and runner environment",
-        )
-        detail = f"image {env.image}" + (f", conda {env.conda_file}" if env.conda_file else ", no conda file")
-        return ResourcePlan("environment", env.name, "create", detail, entity, f"{env.name}:{version}")
-    reference = f"{env.name}:{existing.version}"
-    differences = []
-    if getattr(existing, "image", None) != env.image:
-        differences.append(f"image is {existing.image}, config says {env.image}")
-    if conda is not None and getattr(existing, "conda_file", None) != conda:
-        differences.append(f"conda file differs from {env.conda_file}")
-    if differences:
-        return ResourcePlan(
-            "environment",
-            env.name,
-            "differs",
-            "; ".join(differences) + " (versions are immutable: set a new aml.environment.version)",
-            None,
-            reference,
-        )
-    return ResourcePlan("environment", env.name, "exists", f"version {existing.version}", None, reference)
-
-
 def plan_datastore(
     ml_client: Any, name: str, account: tuple[str, str] | None, container: str, purpose: str
 ) -> ResourcePlan:
@@ -296,16 +244,23 @@ def plan_datastore(
 
 
 def plan_workspace(
-    ml_client: Any, aml: AzureMLConfig, store_config: StoreConfig | None = None
+    ml_client: Any,
+    aml: AzureMLConfig,
+    store_config: StoreConfig | None = None,
+    *,
+    project: Path | None = None,
 ) -> list[ResourcePlan]:
-    """What :func:`setup_workspace` would do, from ``get`` calls only (nothing is created)."""
+    """What :func:`setup_workspace` would do, from ``get`` calls only (nothing is created).
+
+    ``project``: the checkout whose wheel goes into the environment (default: the one imported).
+    """
     account = storage_account(store_config)
     stores = aml.datastores
     container = store_config.container_name if store_config is not None else "models"
     return [
         plan_cluster(ml_client, aml.training_cluster, aml),
         plan_cluster(ml_client, aml.cpu_cluster, aml),
-        plan_environment(ml_client, aml.environment),
+        plan_environment(ml_client, aml.environment, root=project),
         plan_datastore(ml_client, stores.models, account, container, "models"),
         plan_datastore(ml_client, stores.data, account, stores.data_container, "data"),
     ]
@@ -382,6 +337,7 @@ def setup_workspace(
     dry_run: bool = False,
     progress: bool = True,
     poll_interval_s: float = 5.0,
+    project: Path | None = None,
 ) -> WorkspaceResources:
     """Create what is missing among the clusters, environment and datastores; return their names.
 
@@ -396,7 +352,7 @@ def setup_workspace(
         store_config = store_config if store_config is not None else config.store
     else:
         aml = config
-    plan = plan_workspace(ml_client, aml, store_config)
+    plan = plan_workspace(ml_client, aml, store_config, project=project)
     for item in plan:
         if item.action == "differs":
             log.warning("%s %s exists with other settings, left as is: %s", item.kind, item.name, item.detail)

@@ -1,0 +1,31 @@
+"""The cloud executor: run a plain script on Azure ML (or here) with the project folder convention of
+:mod:`archai_aml.paths`, its data sets synced to the store's blobs (``archai-aml run``)."""
+
+from archai_aml.executor.jobs import data_uri, distribution, early_termination, script_job, sweep_job
+from archai_aml.executor.run import (
+    RunResult,
+    ensure_compute,
+    ensure_environment,
+    load_compute,
+    run_local,
+    run_on_azure,
+)
+from archai_aml.executor.sync import DATA_PARTITION, SyncResult, pull_dataset, sync_dataset
+
+__all__ = [
+    "DATA_PARTITION",
+    "RunResult",
+    "SyncResult",
+    "data_uri",
+    "distribution",
+    "early_termination",
+    "ensure_compute",
+    "ensure_environment",
+    "load_compute",
+    "pull_dataset",
+    "run_local",
+    "run_on_azure",
+    "script_job",
+    "sweep_job",
+    "sync_dataset",
+]

@@ -1,0 +1,269 @@
+"""Run a plain script on Azure ML (or here) to completion: sync, compute, environment, run, download.
+
+:func:`run_on_azure` goes through the phases, reporting one line per phase to ``on_phase``:
+
+1. **sync**: each data set (``working/<name>``, ``raw/<name>``) to the store's blobs (:mod:`.sync`);
+2. **compute**: the cluster of the compute YAML (a :class:`~archai_aml.config.ClusterConfig`) is reused
+   when it exists with that configuration, created otherwise; one with other settings is an error;
+3. **environment**: the conda file in the wheel-carrying environment of
+   :mod:`archai_aml.workspace.environment` (created when its content-hashed version is new);
+4. **run**: the command job is submitted; its log is streamed (the SDK's ``jobs.stream`` in a thread)
+   while the main thread polls the status, so Ctrl-C cancels the job (``jobs.begin_cancel``);
+5. **download**: the job's outputs and logs into ``outputs/<job name>/``.
+
+:func:`run_local` runs the same script here as a subprocess with the same folder convention
+(``outputs/<job name>/`` as its outputs), streaming its output; Ctrl-C stops it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from archai_aml.config import AzureMLConfig, ClusterConfig, EnvironmentConfig, StoreConfig
+from archai_aml.errors import ConfigError, JobError
+from archai_aml.executor.jobs import data_uri, script_job
+from archai_aml.executor.sync import DATA_PARTITION, SyncResult, sync_dataset
+from archai_aml.paths import DATA_BLOBS, PIPELINE, ProjectPaths
+from archai_aml.store import Store
+
+__all__ = ["RunResult", "ensure_compute", "ensure_environment", "load_compute", "run_local", "run_on_azure"]
+
+log = logging.getLogger(__name__)
+
+Phase = Callable[[str, str], None]
+TERMINAL = ("Completed", "Failed", "Canceled", "NotResponding")
+
+
+@dataclass
+class RunResult:
+    job_name: str
+    status: str
+    outputs: Path
+    synced: list[SyncResult] = field(default_factory=list)
+    returncode: int | None = None
+
+
+def _log_phase(phase: str, text: str) -> None:
+    log.info("[%s] %s", phase, text)
+
+
+def new_job_name(script: str) -> str:
+    stem = "".join(c if c.isalnum() else "_" for c in Path(script).stem)[:40] or "run"
+    return f"{stem}_{time.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(3)}"
+
+
+def load_compute(path: str | Path) -> ClusterConfig:
+    """The compute YAML (``name``, ``size``, ``min_instances``, ``max_instances``, ``tier``, ...)."""
+    import yaml
+    from pydantic import ValidationError
+
+    from archai_aml.config import substitute_env
+
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"--compute: {file} does not exist")
+    data = substitute_env(yaml.safe_load(file.read_text(encoding="utf-8")) or {})
+    try:
+        return ClusterConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "compute"
+        raise ConfigError(f"{file}: {where}: {first['msg']}") from exc
+
+
+def ensure_compute(
+    ml_client: Any, cluster: ClusterConfig, aml: AzureMLConfig, *, poll_interval_s: float = 5.0
+) -> str:
+    """Reuse the cluster when it exists with this configuration, create it when missing."""
+    from archai_aml.workspace.setup import _create, plan_cluster
+
+    item = plan_cluster(ml_client, cluster, aml)
+    if item.action == "differs":
+        raise ConfigError(
+            f"compute {cluster.name} exists with other settings ({item.detail}): use another name in the "
+            "compute YAML or change it to match"
+        )
+    if item.action == "create":
+        _create(ml_client, item, progress=False, poll_interval_s=poll_interval_s)
+    return cluster.name
+
+
+def ensure_environment(ml_client: Any, env: EnvironmentConfig) -> str:
+    """The environment's ``name:version``, created when this content-hashed version is new."""
+    from archai_aml.workspace.environment import plan_environment
+    from archai_aml.workspace.setup import _create
+
+    item = plan_environment(ml_client, env)
+    if item.action == "create":
+        _create(ml_client, item, progress=False, poll_interval_s=1.0)
+    return str(item.reference)
+
+
+def _sync_all(
+    store: Store, project: ProjectPaths, datasets: Sequence[str], *, zipped: Sequence[str], concurrency: int,
+    progress: bool, on_phase: Phase,
+) -> list[SyncResult]:  # fmt: skip
+    results = []
+    data_root = project.raw.parent
+    for dataset in datasets:
+        result = sync_dataset(
+            store, data_root, dataset, concurrency=concurrency, zipped=dataset in zipped, progress=progress
+        )
+        on_phase("sync", f"{dataset}: {len(result.uploaded)} sent, {len(result.skipped)} already there")
+        results.append(result)
+    return results
+
+
+def _stream(ml_client: Any, name: str) -> None:
+    try:
+        ml_client.jobs.stream(name)
+    except Exception as exc:  # the status poll decides the outcome; a broken stream only loses log lines
+        log.warning("log stream of %s ended: %s", name, exc)
+
+
+def run_on_azure(
+    ml_client: Any,
+    aml: AzureMLConfig,
+    store: Store,
+    store_config: StoreConfig,
+    project_root: str | Path,
+    script: str,
+    args: Sequence[str] = (),
+    *,
+    compute: ClusterConfig,
+    conda_file: str | Path,
+    experiment: str,
+    datasets: Sequence[str] = (),
+    upload_datasets: bool = True,
+    zipped: Sequence[str] = (),
+    concurrency: int = 8,
+    progress: bool = True,
+    on_phase: Phase = _log_phase,
+    poll_interval_s: float = 10.0,
+    job_name: str | None = None,
+    **job_options: Any,
+) -> RunResult:
+    """Sync, ensure compute and environment, run ``script`` (under ``pipeline/``) to its end, download."""
+    project = ProjectPaths.of_project(project_root)
+    if not (project.pipeline / script).is_file():
+        raise ConfigError(f"script {script} is not in {project.pipeline} (the project's {PIPELINE}/ folder)")
+    if datasets and store_config.backend != "azure":
+        raise ConfigError(
+            "data sets for an Azure ML job need the azure store backend (the job reads them from the store's "
+            "blob container through the models datastore): configure store.backend: azure"
+        )
+    synced = []
+    if upload_datasets and datasets:
+        synced = _sync_all(
+            store,
+            project,
+            datasets,
+            zipped=zipped,
+            concurrency=concurrency,
+            progress=progress,
+            on_phase=on_phase,
+        )
+    else:
+        on_phase("sync", "skipped" if datasets else "no data sets")
+    kinds = sorted({d.strip("/").split("/", 1)[0] for d in datasets})
+    data = {kind: data_uri(aml.datastores.models, DATA_PARTITION, kind) for kind in kinds}
+    cluster = ensure_compute(ml_client, compute, aml)
+    on_phase("compute", f"{cluster} ({compute.size}, up to {compute.max_instances} nodes)")
+    env = EnvironmentConfig(
+        name=f"{experiment}-env", image=aml.environment.image, conda_file=Path(conda_file)
+    )
+    environment = ensure_environment(ml_client, env)
+    on_phase("compute", f"environment {environment}")
+    name = job_name or new_job_name(script)
+    job = script_job(
+        script, args, code=str(project.pipeline), compute=cluster, environment=environment, experiment=experiment,
+        data=data, name=name, **job_options,
+    )  # fmt: skip
+    try:
+        submitted = ml_client.jobs.create_or_update(job, experiment_name=experiment)
+    except Exception as exc:
+        raise JobError(
+            f"submitting {script} to {cluster} failed: {exc}; check the workspace and quota"
+        ) from exc
+    name = str(getattr(submitted, "name", None) or name)
+    on_phase("run", f"{name} submitted: {getattr(submitted, 'studio_url', None) or ''}".rstrip())
+    streamer = threading.Thread(target=_stream, args=(ml_client, name), daemon=True)
+    streamer.start()
+    status = str(getattr(submitted, "status", None) or "Queued")
+    try:
+        while status not in TERMINAL:
+            time.sleep(poll_interval_s)
+            new = str(ml_client.jobs.get(name).status)
+            if new != status:
+                on_phase("run", f"{name}: {new}")
+            status = new
+    except KeyboardInterrupt:
+        on_phase("run", f"interrupted: canceling {name}")
+        ml_client.jobs.begin_cancel(name)
+        raise
+    streamer.join(timeout=5)
+    target = project.outputs / name
+    target.mkdir(parents=True, exist_ok=True)
+    ml_client.jobs.download(name, download_path=str(target), all=True)
+    on_phase("download", f"outputs and logs of {name} in {target}")
+    return RunResult(name, status, target, synced)
+
+
+def run_local(
+    project_root: str | Path,
+    script: str,
+    args: Sequence[str] = (),
+    *,
+    experiment: str,
+    job_name: str | None = None,
+    env: dict[str, str] | None = None,
+    stdout: IO[str] | None = None,
+    on_phase: Phase = _log_phase,
+) -> RunResult:
+    """Run ``pipeline/<script>`` here with the same folder convention; outputs in ``outputs/<job name>/``."""
+    project = ProjectPaths.of_project(project_root)
+    path = project.pipeline / script
+    if not path.is_file():
+        raise ConfigError(f"script {script} is not in {project.pipeline} (the project's {PIPELINE}/ folder)")
+    name = job_name or new_job_name(script)
+    paths = ProjectPaths.of_project(project_root, outputs=project.outputs / name)
+    paths.outputs.mkdir(parents=True, exist_ok=True)
+    child_env = dict(os.environ)
+    child_env.update(env or {})
+    child_env.update(paths.environment())
+    child_env.setdefault("MLFLOW_TRACKING_URI", (paths.outputs / "mlruns").as_uri())
+    child_env["ARCHAI_AML_EXPERIMENT"] = experiment
+    on_phase("sync", f"local run: data read in place from {project.raw.parent} ({DATA_BLOBS}/)")
+    on_phase("run", f"{name}: python {script} {' '.join(args)}".rstrip())
+    out = stdout or sys.stdout
+    log_file = paths.outputs / "logs" / "std_log.txt"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-u", str(path), *args], cwd=project.pipeline, env=child_env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        with log_file.open("w", encoding="utf-8") as keep:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                out.write(line)
+                keep.write(line)
+        code = proc.wait()
+    except KeyboardInterrupt:
+        on_phase("run", f"interrupted: stopping {name}")
+        proc.terminate()
+        proc.wait(timeout=10)
+        raise
+    status = "Completed" if code == 0 else "Failed"
+    on_phase("download", f"{name} {status.lower()} (exit {code}); outputs in {paths.outputs}")
+    return RunResult(name, status, paths.outputs, [], code)
