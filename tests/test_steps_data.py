@@ -172,7 +172,9 @@ def test_loader_downloads_a_sas_url_and_never_logs_the_sas(tmp_path: Path, azuri
     signature = sas.split("sig=")[1].split("&")[0]
     assert f"{container}/sym.zip" in caplog.text
     assert signature not in caplog.text and "sig=" not in caplog.text
-    bad = DataLoaderSettings.load({"raw_blob_sas_url": url.replace("sym.zip", "other.zip")}, env={})  # SAS of another blob
+    bad = DataLoaderSettings.load(
+        {"raw_blob_sas_url": url.replace("sym.zip", "other.zip")}, env={}
+    )  # SAS of another blob
     with pytest.raises(DatasetError) as err:
         load_archive(bad, open_store(StoreConfig(path=tmp_path / "store")))
     assert "HTTP 403" in str(err.value) and signature not in str(err.value) and "sig=" not in str(err.value)

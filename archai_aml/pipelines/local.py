@@ -351,7 +351,11 @@ class LocalJobRunner:
         upstream = [run.nodes[n] for n in node.after if n in run.nodes]
         with self._changed:
             self._changed.wait_for(
-                lambda: run.cancel_requested or run.stop_scheduling or all(is_terminal(u.status) for u in upstream)
+                lambda: (
+                    run.cancel_requested
+                    or run.stop_scheduling
+                    or all(is_terminal(u.status) for u in upstream)
+                )
             )
             if all(u.status == COMPLETED for u in upstream):
                 return True

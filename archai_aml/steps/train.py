@@ -218,7 +218,7 @@ def train_local(settings: TrainSettings) -> dict[str, float]:
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                total += float(loss) * len(idx)
+                total += loss.item() * len(idx)
             mlflow.log_metric("train_loss", total / len(order), step=epoch)
         model.eval()
         detections = decode(*model(x_val))

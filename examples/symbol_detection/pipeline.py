@@ -73,7 +73,7 @@ def build_pipeline(s: PipelineSettings, *, node_environment: Mapping[str, str] |
     env = dict(node_environment or {})
     if azure:
         env.setdefault("ARCHAI_AML_REGISTRY", "workspace")
-    common: dict[str, Any] = {"environment": s.environment, "environment_variables": env}
+    common: dict[str, Any] = {"environment": s.environment, "environment_variables": env, "code": HERE}
     cpu = s.pipeline_cpu_compute_name if azure else None
     gpu = s.training_gpu_compute_name if azure else None
     omit = [
