@@ -92,6 +92,8 @@ class NodeRecord:
     ended: float | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     killed: bool = False
+    #: Nodes whose outputs this node reads: it starts once they completed, is canceled if one did not.
+    after: set[str] = field(default_factory=set)
 
     @property
     def wall_s(self) -> float | None:
@@ -195,29 +197,47 @@ class LocalJobRunner:
             )
         return Path(uri).resolve()
 
-    def _input_value(self, pipeline_job: Any, value: Any) -> str:
+    def _input_value(self, pipeline_job: Any, value: Any, outputs: Mapping[tuple[str, str], str]) -> str:
         data = getattr(value, "_data", value)
         binding = str(data) if data is not None else ""
-        m = _PARENT.match(binding) if not hasattr(data, "path") or data.path is None else None
+        owner = getattr(getattr(data, "_owner", None), "name", None)
+        if owner and getattr(data, "_port_name", None):  # another node's output
+            key = (str(owner), str(data._port_name))
+            if key not in outputs:
+                raise JobError(f"input {binding!r} reads node {owner!r}, which comes later or does not exist")
+            return outputs[key]
+        path = _path_of(data)
+        m = _PARENT.match(binding) if path is None else None
         if m:
             parent = pipeline_job.inputs[m.group(1)]
-            return self._input_value(pipeline_job, parent)
-        path = getattr(data, "path", None)
+            return self._input_value(pipeline_job, parent, outputs)
         if path is not None:
             return str(self.local_path(str(path)))
         if isinstance(data, (str, int, float, bool)):
             return str(data)
         raise JobError(f"cannot resolve pipeline input {binding!r} locally")
 
-    def _node_record(self, pipeline_job: Any, pipeline_name: str, node_name: str, node: Any) -> NodeRecord:
+    def _node_record(
+        self,
+        pipeline_job: Any,
+        pipeline_name: str,
+        node_name: str,
+        node: Any,
+        outputs: dict[tuple[str, str], str] | None = None,
+    ) -> NodeRecord:
         command = getattr(node, "command", None)
         if not command:
             raise JobError(
                 f"node {node_name!r} is not a command node: the local runner runs command nodes only"
             )
+        outputs = {} if outputs is None else outputs
         resolved: dict[tuple[str, str], str] = {}
+        after: set[str] = set()
         for key, value in (node.inputs or {}).items():
-            resolved[("inputs", key)] = self._input_value(pipeline_job, value)
+            resolved[("inputs", key)] = self._input_value(pipeline_job, value, outputs)
+            owner = getattr(getattr(getattr(value, "_data", None), "_owner", None), "name", None)
+            if owner:
+                after.add(str(owner))
         for key, value in (node.outputs or {}).items():
             data = getattr(value, "_data", value)
             path = getattr(data, "path", None) or getattr(value, "path", None)
@@ -227,6 +247,7 @@ class LocalJobRunner:
                 else self.local_root / pipeline_name / "outputs" / node_name / key
             )
             resolved[("outputs", key)] = str(out)
+            outputs[(node_name, key)] = str(out)
 
         def repl(m: re.Match[str]) -> str:
             key = (m.group(1), m.group(2))
@@ -251,6 +272,7 @@ class LocalJobRunner:
             cwd=cwd,
             env=env,
             log_path=self.local_root / pipeline_name / f"{node_name}.log",
+            after=after,
         )
 
     def submit(self, pipeline_job: Any, *, experiment_name: str | None = None) -> Any:
@@ -262,8 +284,9 @@ class LocalJobRunner:
                     f"a pipeline named {name!r} was already submitted to this runner: use a new name"
                 )
         nodes: dict[str, NodeRecord] = {}
+        outputs: dict[tuple[str, str], str] = {}
         for node_name, node in pipeline_job.jobs.items():
-            nodes[node_name] = self._node_record(pipeline_job, name, node_name, node)
+            nodes[node_name] = self._node_record(pipeline_job, name, node_name, node, outputs)
         (self.local_root / name).mkdir(parents=True, exist_ok=True)
         settings = getattr(pipeline_job, "settings", None)
         run = _PipelineRun(
@@ -308,6 +331,8 @@ class LocalJobRunner:
     def _dispatch(self, run: _PipelineRun) -> None:
         run.dispatched = True
         for node in run.nodes.values():
+            if not self._upstream_completed(run, node):
+                continue
             ok, slot = self._take_slot(run)
             if not ok:
                 break
@@ -320,6 +345,24 @@ class LocalJobRunner:
                 if node.status == NOT_STARTED:
                     node.status = CANCELED
         self._touch(run)
+
+    def _upstream_completed(self, run: _PipelineRun, node: NodeRecord) -> bool:
+        """Wait until the nodes ``node`` reads from ended; False (``node`` canceled) unless all completed."""
+        upstream = [run.nodes[n] for n in node.after if n in run.nodes]
+        with self._changed:
+            self._changed.wait_for(
+                lambda: (
+                    run.cancel_requested
+                    or run.stop_scheduling
+                    or all(is_terminal(u.status) for u in upstream)
+                )
+            )
+            if all(u.status == COMPLETED for u in upstream):
+                return True
+            if not (run.cancel_requested or run.stop_scheduling):
+                node.status = CANCELED
+        self._touch(run)
+        return False
 
     def _start(self, run: _PipelineRun, node: NodeRecord, slot: int | None) -> None:
         node.status = PREPARING
@@ -494,6 +537,14 @@ class LocalJobRunner:
         for job_id in self.pipeline_ids:
             if not is_terminal(self.status(job_id)):
                 self.cancel(job_id)
+
+
+def _path_of(data: Any) -> Any:
+    """``data.path``, or None (a pipeline input of type string raises on ``.path`` instead)."""
+    try:
+        return getattr(data, "path", None)
+    except Exception:
+        return None
 
 
 def _interpreter_first(path: str) -> str:
