@@ -21,8 +21,9 @@ Type mapping (every value round-trips exactly, see :mod:`archai_aml.store.base`)
 - ``bool`` and ``str`` are stored as themselves (a string that looks like a number stays a string).
 
 The version of an entity is its ETag; ``_timestamp`` is the service's ``Timestamp``. Transient errors are
-retried by the SDKs' retry policies (``retry_total``, exponential backoff), never by loops here; the loops in
-this module are compare-and-swap retries that re-read after a concurrent write.
+retried by the SDKs' pipelines with the policies of :mod:`archai_aml.store.retry` (which requests may be sent
+again, the backoff schedule), never by loops here; the loops in this module are compare-and-swap retries that
+re-read after a concurrent write, and a compare-and-swap whose answer was lost is settled by reading back.
 
 Secrets (account keys, SAS tokens, connection strings) are never logged, put in error messages or shown by
 ``repr``.
@@ -31,7 +32,6 @@ Secrets (account keys, SAS tokens, connection strings) are never logged, put in 
 from __future__ import annotations
 
 import logging
-import random
 import re
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -55,7 +55,7 @@ from azure.core.exceptions import (
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.data.tables import EdmType, EntityProperty, TableClient, UpdateMode
-from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
+from azure.storage.blob import BlobServiceClient, ContainerClient
 from tqdm import tqdm
 
 from archai_aml.config import StoreConfig
@@ -76,6 +76,15 @@ from archai_aml.store.base import (
     user_columns,
 )
 from archai_aml.store.connection import ConnectionSettings, parse_connection_string
+from archai_aml.store.retry import (
+    DEFAULT_RETRY_BACKOFF,
+    DEFAULT_RETRY_BACKOFF_MAX,
+    DEFAULT_RETRY_TOTAL,
+    BlobRetry,
+    RetryingTableClient,
+    answer_lost,
+    recover_cas,
+)
 
 __all__ = ["AzureStore", "ConnectionSettings", "odata_filter", "odata_literal", "parse_connection_string"]
 
@@ -270,23 +279,6 @@ def _blob_hooks(policies: list[SansIOHTTPPolicy[Any, Any]]) -> dict[str, Any]:
     return {"raw_request_hook": on_request, "raw_response_hook": on_response}
 
 
-class BlobRetry(ExponentialRetry):
-    """The blob SDK's exponential retry policy with the table policy's schedule.
-
-    It sleeps ``backoff * 2**n`` seconds (at most ``backoff_max``, with +-20% jitter) before retry ``n``, where
-    the stock ``ExponentialRetry`` waits ``initial_backoff + increment_base**n`` (15, 18, 24 s by default).
-    """
-
-    def __init__(self, *, retry_total: int, backoff: float, backoff_max: float) -> None:
-        super().__init__(initial_backoff=0, increment_base=2, retry_total=retry_total, random_jitter_range=0)
-        self.backoff = backoff
-        self.backoff_max = backoff_max
-
-    def get_backoff_time(self, settings: dict[str, Any]) -> float:
-        delay = min(self.backoff_max, self.backoff * 2 ** settings["count"])
-        return delay * random.uniform(0.8, 1.2)
-
-
 class AzureStore(Store):
     """A :class:`Store` on an Azure storage account (or Azurite): one table and one blob container."""
 
@@ -324,14 +316,15 @@ class AzureStore(Store):
     @staticmethod
     def client_options(
         *,
-        retry_total: int = 5,
-        retry_backoff: float = 0.5,
-        retry_backoff_max: float = 30.0,
+        retry_total: int = DEFAULT_RETRY_TOTAL,
+        retry_backoff: float = DEFAULT_RETRY_BACKOFF,
+        retry_backoff_max: float = DEFAULT_RETRY_BACKOFF_MAX,
         connection_timeout: float = 20.0,
         read_timeout: float = 60.0,
         per_call_policies: Sequence[Any] | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(table client kwargs, blob client kwargs): the SDK retry policies and the caller's policies.
+        """(table client kwargs, blob client kwargs): the retry policies of :mod:`archai_aml.store.retry`
+        and the caller's policies.
 
         The table client takes ``per_call_policies`` as they are. The blob SDK ignores that argument, so
         there each policy (a :class:`~azure.core.pipeline.policies.SansIOHTTPPolicy`) is called from the
@@ -349,6 +342,9 @@ class AzureStore(Store):
             common,
             per_call_policies=list(per_call_policies or ()),
             retry_total=retry_total,
+            retry_connect=retry_total,
+            retry_read=retry_total,
+            retry_status=retry_total,
             retry_backoff_factor=retry_backoff,
             retry_backoff_max=retry_backoff_max,
             retry_mode="exponential",
@@ -517,7 +513,7 @@ class AzureStore(Store):
 
         def make_table(name: str) -> TableClient:
             # a client per table: TableServiceClient.get_table_client would drop per_call_policies
-            return TableClient(
+            return RetryingTableClient(
                 endpoint=table_url, table_name=name, credential=table_credential, **table_kwargs
             )
 
@@ -696,10 +692,15 @@ class AzureStore(Store):
         merged.update(columns)
         merged = {k: v for k, v in merged.items() if v is not None}
         self._ensure_table()
-        if any(v is None for v in columns.values()):
-            return self._replace(partition, name, merged, version)
-        body = {"PartitionKey": partition, "RowKey": name, **_to_table(columns)}
-        response = self._write(body, UpdateMode.MERGE, version, "merging into")
+        try:
+            if any(v is None for v in columns.values()):
+                return self._replace(partition, name, merged, version)
+            body = {"PartitionKey": partition, "RowKey": name, **_to_table(columns)}
+            response = self._write(body, UpdateMode.MERGE, version, "merging into")
+        except StoreError as exc:
+            if not answer_lost(exc):  # the answer was lost: read back whether this write landed
+                raise
+            return recover_cas(self.get, self.cas_merge, entity, values, exc)
         return _written(partition, name, merged, response)
 
     def _merge_removing(
