@@ -97,6 +97,8 @@ class Heartbeat(threading.Thread):
         while not self.done.wait(self.ttl / 3):
             try:
                 with self.holder.lock:
+                    if self.done.is_set():  # released meanwhile (the release stops the beats under the lock)
+                        return
                     notes = dict(self.holder.notes)
                     self.holder.lease = self.holder.leases.renew(self.holder.lease, self.ttl, extra=notes)
                     for key in notes:

@@ -57,6 +57,8 @@ class RunnerSettings:
     dataset: str | None = None
     node: str | None = None
     seed: int | None = None
+    #: longest wait between polls while the store does not answer (the backoff doubles from 0.5 s)
+    outage_backoff_max: float = 30.0
 
     @classmethod
     def from_config(cls, config: ArchaiAmlConfig, **overrides: Any) -> RunnerSettings:

@@ -20,30 +20,28 @@ from typing import Any
 import numpy as np
 
 from archai_aml.errors import InvalidRowError, LeaseLostError, StoreError, TargetError
+from archai_aml.runner.failures import ItemFailed
 from archai_aml.runner.holding import LeaseHolder
 from archai_aml.runner.queue import (
     DEVICE_KINDS,
     F1_COLUMNS,
     WorkItem,
+    check_json_columns,
     is_benchmark_only,
     parse_json_list,
     parse_shape,
 )
 from archai_aml.runner.settings import RunnerSettings
-from archai_aml.runner.usage import record_usage
+from archai_aml.runner.usage import record_usage, usage_name
 from archai_aml.store.base import Store
 from archai_aml.store.leases import utcnow
 from archai_aml.targets.base import Target
 
-__all__ = ["CONVERTED_DIR", "MODEL_BLOB", "QUANTIZED_DIR", "ItemFailed", "ItemSteps"]
+__all__ = ["CONVERTED_DIR", "MODEL_BLOB", "QUANTIZED_DIR", "ItemSteps"]
 
 CONVERTED_DIR = "converted"
 QUANTIZED_DIR = "quantized"
 MODEL_BLOB = "model.onnx"
-
-
-class ItemFailed(Exception):
-    """The work item failed for a reason that belongs in the row's ``error`` column."""
 
 
 class ItemSteps:
@@ -76,7 +74,7 @@ class ItemSteps:
         self._later(
             record_usage,
             self.usage, device=self.device_id, node=self.node, start=start, end=end,
-            row=name, experiment=self.experiment, item=item,
+            row=name, experiment=self.experiment, item=item, name=usage_name(start),
         )  # fmt: skip
 
     def _status(self, holder: LeaseHolder, status: str, what: str) -> None:
@@ -85,14 +83,15 @@ class ItemSteps:
         if holder.lease.entity.get("status") != status or holder.notes:
             holder.note({"status": status, "message": f"{what} on {self.node}"})
 
-    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Call the target; any failure of the model or backend becomes the row's error."""
+    def _call(self, what: str, fn: Any, *args: Any, artifact: str | None = None, **kwargs: Any) -> Any:
+        """Call the target; any failure of the model or backend becomes the row's error (``artifact``: the
+        derived blob the call reads, if any)."""
         try:
             return fn(*args, **kwargs)
         except (LeaseLostError, StoreError):
             raise
         except Exception as exc:
-            raise ItemFailed(what) from exc
+            raise ItemFailed(what, artifact) from exc
 
     def _download(
         self, name: str, folder: Path, blob: str, *, what: str | None = None, missing: str | None = None
@@ -110,7 +109,8 @@ class ItemSteps:
 
     def do(self, item: WorkItem, holder: LeaseHolder, folder: Path) -> dict[str, Any]:
         entity = holder.lease.entity
-        shapes = parse_shape(entity)  # InvalidRowError for anything that is not a JSON shape
+        check_json_columns(entity)  # InvalidRowError before any work (and device time) is spent
+        shapes = parse_shape(entity)
         if item.kind == "convert":
             return self._convert(item, holder, folder, shapes)
         if item.kind == "benchmark":
@@ -152,7 +152,13 @@ class ItemSteps:
             holder.check()
             results["quantized_model"] = f"{QUANTIZED_DIR}/{quant_path.name}"
             self._upload(name, quant_path, results["quantized_model"])
-        info = self._call("model info", self.target.info, quant_path, folder / "info")
+        info = self._call(
+            "model info",
+            self.target.info,
+            quant_path,
+            folder / "info",
+            artifact=quantized[0] if quantized else None,
+        )
         holder.check()
         if info.layers_csv is not None and Path(info.layers_csv).is_file():
             self._upload(name, Path(info.layers_csv), "model.info.csv")
@@ -195,7 +201,11 @@ class ItemSteps:
         )
         start = utcnow()
         result = self._call(
-            "benchmark", self.target.benchmark, model, iterations=self.settings.benchmark_iterations
+            "benchmark",
+            self.target.benchmark,
+            model,
+            iterations=self.settings.benchmark_iterations,
+            artifact=model.relative_to(folder).as_posix(),
         )
         end = utcnow()
         holder.check()
@@ -252,6 +262,7 @@ class ItemSteps:
             model = self._model(holder, folder, CONVERTED_DIR)
         else:
             model = self._model(holder, folder, QUANTIZED_DIR)
+        derived = None if prop == "f1_onnx" else model.relative_to(folder).as_posix()
         self._status(holder, f"running {prop}", f"{prop} on {size} images")
         shape = shapes[0]
         data = self._call("opening the test set", open_dataset, s.dataset, split="test", length=size,
@@ -266,7 +277,7 @@ class ItemSteps:
             pairs = [data[i] for i in range(first, min(first + 64, len(data)))]
             images = np.stack([p[0] for p in pairs]).astype(np.float32)
             labels = np.stack([p[1] for p in pairs])
-            outputs = self._call(prop, run_batch, model, images, batch_size=batch)
+            outputs = self._call(prop, run_batch, model, images, batch_size=batch, artifact=derived)
             self._call(f"{prop} scoring", acc.update, labels, outputs)
         end = utcnow()
         scores, curves = acc.scores(), acc.pr_curves()

@@ -31,21 +31,25 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from archai_aml.errors import InvalidRowError, LeaseLostError, StoreError, TargetError
+from archai_aml.errors import ConfigError, InvalidRowError, LeaseLostError, StoreError, TargetError
+from archai_aml.runner.failures import ItemFailed, failure_text, safe_folder
 from archai_aml.runner.holding import Heartbeat, HostLock, LeaseHolder
 from archai_aml.runner.queue import (
     DONE_STATUSES,
     Capabilities,
     WorkItem,
     build_queue,
+    dead_lease_wait,
     items_for_row,
 )
+from archai_aml.runner.resilience import Outage, RepeatedFailures
 from archai_aml.runner.settings import RunnerSettings, alive_runners, runners_store
-from archai_aml.runner.steps import ItemFailed, ItemSteps
+from archai_aml.runner.steps import ItemSteps
 from archai_aml.runner.usage import usage_store
 from archai_aml.store.base import Entity, Store
 from archai_aml.store.leases import Lease, LeaseManager, utcnow
@@ -83,17 +87,25 @@ class Runner:
         self.usage = usage_store(store)
         self.runners = runners_store(store)
         self.host_lock = HostLock(settings.lock_dir or Path(os.environ.get("TMPDIR", "/tmp")))
-        self.working = Path(settings.working) / self.experiment
+        try:
+            self.working = safe_folder(Path(settings.working), self.experiment, "experiment")
+        except InvalidRowError as exc:
+            raise ConfigError(str(exc)) from None
         self.done: list[tuple[str, str]] = []
         self.kinds: Counter[str] = Counter()
         self._stop = threading.Event()
         self._signals = 0
         self._last_beat = 0.0
         self._rng = random.Random(settings.seed)
+        self.outage = Outage(self.owner, most=settings.outage_backoff_max, rng=self._rng)
+        self.repeated = RepeatedFailures()
+        self._refused: set[str] = set()  # row names that cannot be a folder: never leased
+        self._last_rows: list[Entity] = []
+        self._lease_seen: dict[str, tuple[str, datetime]] = {}
         # uploads and usage rows of the current item run here, next to the work; all are done before the
         # release, so a row never claims a step whose artifact is not stored
         self._io_pool: ThreadPoolExecutor | None = None
-        self._pending: list[Future[Any]] = []
+        self._pending: list[tuple[Future[Any], Callable[[], Any]]] = []
         # the next poll's query, sent together with the release of the item just done, and that release
         self._prefetch: Future[list[Entity]] | None = None
         self._released: Entity | None = None
@@ -161,19 +173,35 @@ class Runner:
                 },
             )
         except Exception as exc:
-            log.warning("could not write the heartbeat of %s: %s", self.owner, exc)
+            level = logging.DEBUG if self.outage.active else logging.WARNING
+            log.log(level, "could not write the heartbeat of %s: %s", self.owner, exc)
 
     # ------------------------------------------------------------------------------------------- loop
     def run(self, *, once: bool = False, max_items: int | None = None) -> int:
-        """Loop until stopped (or, with ``once``, until no work is left). Returns the items done."""
+        """Loop until stopped (or, with ``once``, until no work is left). Returns the items done.
+
+        A poll that fails on a store error (an outage) is logged once and tried again with a bounded,
+        jittered backoff, until the store answers or the runner is stopped. With ``once``, a row leased by
+        a runner that may have died (its lease not renewed) is waited for until the lease expires, then
+        taken (see :func:`~archai_aml.runner.queue.dead_lease_wait`)."""
         self._beat("idle", force=True)
         count = 0
         try:
             while not self.stopping:
-                worked = self.poll_once()
+                try:
+                    worked = self.poll_once()
+                except StoreError as exc:
+                    self.repeated.store_unreachable()
+                    self._stop.wait(self.outage.failed("polling the queue", exc))
+                    continue
+                self.outage.succeeded()
                 if worked is None:  # nothing to do
                     if once:
-                        break
+                        wait = self._dead_lease_wait()
+                        if wait is None:
+                            break
+                        self._stop.wait(wait + self._rng.uniform(0.05, 0.25))
+                        continue
                     self._beat("idle")
                     self._stop.wait(self.settings.poll_interval)
                 elif worked:
@@ -186,8 +214,24 @@ class Runner:
             self._settle(quiet=True)
             self._take_prefetched()
             self.close()
-            self._beat("stopped", force=True)
+            if self.outage.active:  # a heartbeat write would wait out the store's retries first
+                log.warning(
+                    "%s: stopping during a store outage: the heartbeat row is not updated", self.owner
+                )
+            else:
+                self._beat("stopped", force=True)
         return count
+
+    def _dead_lease_wait(self) -> float | None:
+        wait = dead_lease_wait(
+            self._last_rows,
+            self.capabilities(not self.settings.no_quantization),
+            self._lease_seen,
+            owner=self.owner,
+        )
+        if wait is not None:
+            log.info("%s: waiting %.1f s for a lease that was not renewed to expire", self.owner, wait)
+        return wait
 
     @property
     def _io(self) -> ThreadPoolExecutor:
@@ -228,6 +272,9 @@ class Runner:
         rows = self._take_prefetched()
         if rows is None:
             rows = self._query()
+        self.repeated.store_reachable()
+        rows = [r for r in rows if self._usable(r)]
+        self._last_rows = rows
         holds_lock = not self.settings.no_quantization and self.host_lock.try_acquire()
         try:
             queue = build_queue(rows, self.capabilities(holds_lock))
@@ -243,6 +290,19 @@ class Runner:
         finally:
             if holds_lock:
                 self.host_lock.release()
+
+    def _usable(self, row: Entity) -> bool:
+        """Whether the row's name can be a folder under the working folder (else it is never leased)."""
+        name = str(row.get("name"))
+        if name in self._refused:
+            return False
+        try:
+            safe_folder(self.working, name)
+        except InvalidRowError as exc:
+            self._refused.add(name)
+            log.error("%s: skipping a row: %s", self.owner, exc)
+            return False
+        return True
 
     def _spread(self, queue: list[WorkItem]) -> Iterator[WorkItem]:
         """Items best first; equal priorities in a per-runner random order (fewer lease races)."""
@@ -285,47 +345,47 @@ class Runner:
         heartbeat = Heartbeat(holder, self.settings.lease_ttl, lambda name: self._beat("working", name))
         heartbeat.start()
         self._beat("working", item.name)
-        folder = self.working / item.name
         released = False
+        folder = self.working
         log.info("%s: %s of %s", self.owner, item.label, item.name)
         try:
+            folder = safe_folder(self.working, item.name)
             if folder.exists():
                 shutil.rmtree(folder)
             folder.mkdir(parents=True)
             results = self.steps.do(item, holder, folder)
-            self._settle()
+            self._settle(holder=holder)
             holder.check()
-            heartbeat.done.set()
-            heartbeat.join()
             if not self.stopping:  # the next poll's query travels with the release
                 self._prefetch = self._io.submit(self._query)
-            with holder.lock:
-                row = self.leases.release(holder.lease, extra=results)
+            row = self._release_done(holder, heartbeat, results)
             released = row is not None
             self._released = row
             if released:
                 self.done.append((item.name, item.label))
                 self.kinds[item.kind] += 1
+                self.repeated.succeeded((item.name, item.label))
         except LeaseLostError as exc:
             log.warning("%s: abandoned %s of %s: %s", self.owner, item.label, item.name, exc)
             released = True
         except (ItemFailed, InvalidRowError, TargetError) as exc:
-            message = f"{exc}: {exc.__cause__}" if isinstance(exc, ItemFailed) and exc.__cause__ else str(exc)
-            log.error("%s: %s of %s failed: %s", self.owner, item.label, item.name, message)
-            released = self._release_in_error(item, holder, heartbeat, message, "failed")
+            message = failure_text(item, exc, folder, self.experiment)
+            log.error("%s: %s", self.owner, message)
+            released = self._release_in_error(holder, heartbeat, message, f"{item.label} failed")
         except (StoreError, OSError) as exc:
-            log.warning(
-                "%s: %s of %s stopped by a store/IO error, will retry: %s",
-                self.owner,
-                item.label,
-                item.name,
-                exc,
-            )
+            message = failure_text(item, exc, folder, self.experiment)
+            store_error = isinstance(exc, StoreError)
+            if self.repeated.failed((item.name, item.label), message, store_error=store_error):
+                log.error("%s: %s (the second time: not retried)", self.owner, message)
+                error = f"{message} (failed twice the same way; fix the cause, then clear the error column)"
+                released = self._release_in_error(holder, heartbeat, error, f"{item.label} failed")
+            else:
+                log.warning("%s: %s; will retry", self.owner, message)
         except Exception as exc:  # a bug on this row must not stop the fleet: record it, go on
             log.exception("%s: %s of %s crashed", self.owner, item.label, item.name)
             with contextlib.suppress(Exception):
-                error = f"internal error {type(exc).__name__}: {exc}"
-                released = self._release_in_error(item, holder, heartbeat, error, "crashed")
+                error = f"{item.label}: internal error {type(exc).__name__}: {exc}"
+                released = self._release_in_error(holder, heartbeat, error, f"{item.label} crashed")
         finally:
             heartbeat.done.set()
             self._settle(quiet=True)
@@ -335,30 +395,62 @@ class Runner:
                         holder.lease, extra={"message": f"{item.label} interrupted on {self.node}"}
                     )
 
-    def _release_in_error(
-        self, item: WorkItem, holder: LeaseHolder, heartbeat: Heartbeat, error: str, verb: str
-    ) -> bool:
-        """Stop the heartbeat, wait for the item's writes, release the row in ``error``; True if released."""
-        heartbeat.done.set()
+    def _release_in_error(self, holder: LeaseHolder, heartbeat: Heartbeat, error: str, what: str) -> bool:
+        """Wait for the item's writes, release the row in ``error`` (``error`` starts with the item's
+        label); True if released."""
         self._settle(quiet=True)
-        values = {
-            "status": "error",
-            "error": f"{item.label}: {error}"[:4000],
-            "message": f"{item.label} {verb} on {self.node}",
-        }
-        with holder.lock:
-            return self.leases.release(holder.lease, extra=values) is not None
+        values = {"status": "error", "error": error[:4000], "message": f"{what} on {self.node}"}
+        return self._release_done(holder, heartbeat, values) is not None
+
+    def _release_done(
+        self, holder: LeaseHolder, heartbeat: Heartbeat, values: dict[str, Any]
+    ) -> Entity | None:
+        """Release the lease writing ``values``, and stop the heartbeat. A store error (an outage) does not
+        lose the item's work: the heartbeat keeps renewing the lease while the release is tried again with
+        backoff, until it lands or the lease is found lost (None then)."""
+        while True:
+            try:
+                with holder.lock:
+                    row = self.leases.release(holder.lease, extra=values)
+                    heartbeat.done.set()
+                break
+            except LeaseLostError:
+                heartbeat.done.set()
+                return None
+            except StoreError as exc:
+                if holder.lost.is_set():
+                    heartbeat.done.set()
+                    return None
+                time.sleep(self.outage.failed(f"releasing {holder.lease.name}", exc))
+        self.outage.succeeded()
+        heartbeat.join()
+        return row
 
     def _later(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        """Run a store write (upload, usage row) of the current item on the I/O threads."""
-        self._pending.append(self._io.submit(fn, *args, **kwargs))
+        """Run a store write (upload, usage row) of the current item on the I/O threads. Each must be safe
+        to run twice (an overwrite, an insert under a name chosen once): :meth:`_settle` may run it again."""
+        self._pending.append((self._io.submit(fn, *args, **kwargs), lambda: fn(*args, **kwargs)))
 
-    def _settle(self, *, quiet: bool = False) -> None:
-        """Wait for the current item's background writes; raise the first failure unless ``quiet``."""
+    def _settle(self, *, quiet: bool = False, holder: LeaseHolder | None = None) -> None:
+        """Wait for the current item's background writes; raise the first failure unless ``quiet``.
+
+        With the item's ``holder`` (the item is done, its results wait for these writes), a write that
+        failed on a store error is run again with backoff while the lease is still held, so an outage does
+        not throw the item's work away (and a benchmark is never run twice because its upload failed)."""
         pending, self._pending = self._pending, []
         first: BaseException | None = None
-        for future in pending:
+        for future, again in pending:
             exc = future.exception()
+            while exc is not None and holder is not None and isinstance(exc, StoreError):
+                if holder.lost.is_set() or isinstance(exc, LeaseLostError):
+                    break
+                time.sleep(self.outage.failed("a write of the finished item", exc))
+                try:
+                    again()
+                    exc = None
+                    self.outage.succeeded()
+                except Exception as retry_exc:
+                    exc = retry_exc
             if exc is not None and first is None:
                 first = exc
         if first is not None:
