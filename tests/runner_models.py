@@ -39,3 +39,37 @@ def journal(path: Any, *, finished: bool = True) -> list[dict[str, Any]]:
         return []
     lines = [json.loads(line) for line in text.splitlines() if line.strip()]
     return [j for j in lines if (j["end"] is not None) == finished]
+
+
+def legacy_row(store: Store, store_config: Any, experiment: str, name: str, values: dict[str, Any]) -> None:
+    """Write a row the way a store from before the key rules could hold it (any name, ``..`` included),
+    below the store's own checks: SQLite directly on the embedded backend, the table SDK on Azure."""
+    from archai_aml.store.azure import AzureStore
+    from archai_aml.store.embedded import EmbeddedStore, _encode_columns
+
+    if isinstance(store, EmbeddedStore):
+        import sqlite3
+
+        conn = sqlite3.connect(store.db_path)
+        with conn:
+            conn.execute("UPDATE version_counter SET value = value + 1 WHERE id = 0")
+            version = conn.execute("SELECT value FROM version_counter WHERE id = 0").fetchone()[0]
+            conn.execute(
+                "INSERT INTO entities (tbl, partition, name, data, version, ts) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    store.table_name,
+                    experiment,
+                    name,
+                    _encode_columns(values),
+                    version,
+                    "2026-01-01T00:00:00.000000",
+                ),
+            )
+        conn.close()
+        return
+    assert isinstance(store, AzureStore)
+    from azure.data.tables import TableClient
+
+    secret = store_config.connection_string.get_secret_value()
+    with TableClient.from_connection_string(secret, table_name=store.table_name) as table:
+        table.create_entity({"PartitionKey": experiment, "RowKey": name, **values})

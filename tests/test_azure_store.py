@@ -35,6 +35,7 @@ from archai_aml.errors import (
 )
 from archai_aml.store import open_store, store_config_from_env
 from archai_aml.store.azure import AzureStore, BlobRetry, odata_filter, odata_literal, parse_connection_string
+from archai_aml.store.retry import TableRetry
 from archai_aml.testing.azurite import DEV_ACCOUNT_KEY, Azurite, ports_free, run_azurite
 
 pytestmark = pytest.mark.azure
@@ -430,7 +431,7 @@ def test_transient_errors_are_retried_by_the_sdk_policy(azurite: Azurite) -> Non
         with AzureStore.from_connection_string(connection, retry_total=2, retry_backoff=0.01) as store:
             table_policies = store._table._client._client._pipeline._impl_policies
             blob_policies = store._container._pipeline._impl_policies
-            assert [p.total_retries for p in table_policies if type(p).__name__ == "TablesRetryPolicy"] == [2]
+            assert [p.total_retries for p in table_policies if isinstance(p, TableRetry)] == [2]
             assert [p.total_retries for p in blob_policies if isinstance(p, BlobRetry)] == [2]
             _Unavailable.hits = 0
             with pytest.raises(StoreError, match="HTTP 503"):

@@ -11,6 +11,11 @@ Each poll also asks the job runner for the pipeline's status: a node that ended 
 ``preparing`` is marked ``failed to start``; a pipeline that ended (Completed, Failed or Canceled) ends the
 wait, marking rows that never finished (``failed to start``, ``failed`` or ``canceled``). Every row write is
 a compare-and-swap on the version the poll just read, so a job that reports at the same moment wins.
+
+A storage outage does not end the wait: a poll whose query fails is logged once (the recovery once
+more), counts as a poll without progress (so the interval backs off to ``poll_interval_max_s``) and the
+wait goes on until the store answers or ``timeout_seconds`` is spent; a row write that fails is left to
+the next poll.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from archai_aml.errors import ConcurrencyError, EvaluationTimeoutError, TrainingFailedError
+from archai_aml.errors import ConcurrencyError, EvaluationTimeoutError, StoreError, TrainingFailedError
 from archai_aml.pipelines.base import CANCELED, COMPLETED, JobRunner, is_terminal
 from archai_aml.store.base import Entity, Store
 
@@ -82,6 +87,30 @@ class CompletionMonitor:
         self.progress = progress
         #: Store queries made by the last :meth:`wait` (one per poll).
         self.queries = 0
+        #: Failed polls of the current store outage (0 while the store answers), and when it began.
+        self.outage_polls = 0
+        self._outage_since = 0.0
+
+    def _poll(self, batch_id: str) -> list[Entity] | None:
+        """The batch's rows, or None when the store does not answer (logged once per outage)."""
+        try:
+            found = self.store.query(self.experiment, where={"batch": batch_id})
+        except StoreError as exc:
+            if self.outage_polls == 0:
+                self._outage_since = time.monotonic()
+                log.warning("batch %s: the store does not answer, polling on with backoff: %s", batch_id, exc)
+            self.outage_polls += 1
+            return None
+        if self.outage_polls:
+            lasted = time.monotonic() - self._outage_since
+            log.warning(
+                "batch %s: the store answers again after %.1f s (%d failed polls)",
+                batch_id,
+                lasted,
+                self.outage_polls,
+            )
+            self.outage_polls = 0
+        return found
 
     # ----------------------------------------------------------------------------------------- marks
     def _mark(self, model_id: str, row: Entity, status: str, error: str) -> Entity | None:
@@ -90,6 +119,9 @@ class CompletionMonitor:
         try:
             return self.store.merge(self.experiment, model_id, values, expected_version=row["_version"])
         except ConcurrencyError:
+            return None
+        except StoreError as exc:  # an outage: the next poll decides again
+            log.warning("could not mark %s %r (next poll retries): %s", model_id, status, exc)
             return None
 
     def _check_runner(
@@ -112,7 +144,11 @@ class CompletionMonitor:
             if row is None:
                 # the row left this batch (a newer submission took the model over, or it was deleted):
                 # never write to it; this batch's result for the model is a failure, known only here
-                current = self.store.get(self.experiment, model_id)
+                try:
+                    current = self.store.get(self.experiment, model_id)
+                except StoreError as exc:  # an outage: the next poll looks again
+                    log.warning("could not read the row of %s (next poll retries): %s", model_id, exc)
+                    continue
                 owner = current.get("batch") if current is not None else None
                 marked[model_id] = {
                     "partition": self.experiment,
@@ -165,22 +201,24 @@ class CompletionMonitor:
         polls = 0
         pipeline_status: str | None = None
         self.queries = 0
+        self.outage_polls = 0
         bar = tqdm(
             total=len(ids), desc=f"training {len(ids)} models", unit="model", disable=not self.progress
         )
         try:
             while True:
-                rows = {r["name"]: r for r in self.store.query(self.experiment, where={"batch": batch_id})}
-                self.queries += 1
                 polls += 1
                 progressed = False
+                self.queries += 1
+                found = self._poll(batch_id)
+                rows = {r["name"]: r for r in found} if found is not None else {}
                 for model_id in list(pending):
                     row = rows.get(model_id)
                     if row is not None and row.get("status") in DONE_STATUSES:
                         final[model_id] = row
                         pending.discard(model_id)
                         progressed = True
-                if pending and polls % self.status_every == 0:
+                if found is not None and pending and polls % self.status_every == 0:
                     pipeline_status, marked = self._check_runner(pipeline_id, pending, rows)
                     for model_id, row in marked.items():
                         final[model_id] = row

@@ -42,6 +42,8 @@ __all__ = [
     "WorkItem",
     "benchmark_runs",
     "build_queue",
+    "check_json_columns",
+    "dead_lease_wait",
     "is_benchmark_only",
     "items_for_row",
     "mean_latency",
@@ -260,3 +262,49 @@ def subset_from_arg(value: str | Collection[str] | None) -> frozenset[str] | Non
     names = [n.strip() for n in value.split(",")] if isinstance(value, str) else list(value)
     names = [n for n in names if n]
     return frozenset(names) or None
+
+
+def dead_lease_wait(
+    rows: Iterable[Entity],
+    caps: Capabilities,
+    seen: dict[str, tuple[str, datetime]],
+    *,
+    owner: str,
+    now: datetime | None = None,
+) -> float | None:
+    """Seconds until the first lease that may belong to a dead runner expires, or None when there is none.
+
+    Such a lease is held by another owner on a row with work for this runner, and was not renewed since
+    this runner first saw it (``seen``: row name -> (lease token, expiry first seen), updated here). A lease
+    that was renewed meanwhile has a live owner, who will do the work: it is not waited for. So a runner
+    that exits when nothing is left waits at most one lease period for each lease.
+    """
+    now = now or utcnow()
+    waits: list[float] = []
+    for entity in rows:
+        holder, live = lease_state(entity, now)
+        name = str(entity.get("name"))
+        if not live or holder == owner or (caps.subset is not None and name not in caps.subset):
+            continue
+        if not items_for_row(entity, caps):
+            continue
+        token, expires = str(entity.get("lease_token")), entity["lease_expires"]
+        first = seen.setdefault(name, (token, expires))
+        if first[0] == token and expires > first[1]:
+            continue  # renewed since first seen: its owner is alive
+        if first[0] != token:
+            seen[name] = (token, expires)
+        waits.append((expires - now).total_seconds())
+    return max(0.0, min(waits)) if waits else None
+
+
+def check_json_columns(entity: Entity) -> None:
+    """Refuse a row whose JSON columns do not parse (:class:`InvalidRowError`), before any work on it:
+    ``shape`` (see :func:`parse_shape`) and ``total_inference_avg`` (a list of finite numbers)."""
+    parse_shape(entity)
+    for value in parse_json_list(entity, "total_inference_avg"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InvalidRowError(
+                f"row {entity.get('name')!r}: column 'total_inference_avg' must be a JSON list of latencies "
+                f"in ms, got the element {value!r}; fix or clear the column"
+            )

@@ -9,13 +9,16 @@ and UTC calendar day; a day's utilization is its busy seconds over the 86,400 se
 
 from __future__ import annotations
 
+import random
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
+from archai_aml.errors import EntityExistsError, StoreError
 from archai_aml.store.base import Store
 
-__all__ = ["DayUsage", "format_usage", "record_usage", "usage_store", "utilization"]
+__all__ = ["DayUsage", "format_usage", "record_usage", "usage_name", "usage_store", "utilization"]
 
 DAY_SECONDS = 86400.0
 
@@ -35,22 +38,40 @@ def record_usage(
     row: str,
     experiment: str,
     item: str,
+    attempts: int = 4,
+    name: str | None = None,
 ) -> None:
-    """Append one usage row (an atomic insert with a unique name: never overwrites another)."""
-    name = f"{start.astimezone(timezone.utc):%Y%m%dT%H%M%S.%f}-{secrets.token_hex(4)}"
-    usage.create(
-        device,
-        name,
-        {
-            "device": device,
-            "node": node,
-            "start": start,
-            "end": end,
-            "row": row,
-            "experiment": experiment,
-            "item": item,
-        },
-    )
+    """Append one usage row (an atomic insert with a unique name: never overwrites another).
+
+    An insert that fails on a store error (its answer may have been lost after it landed) is tried again
+    up to ``attempts`` times with backoff: the name is this call's alone, so "already exists" means an
+    earlier try landed, and the row is never written twice (also when the caller runs it again with the
+    same ``name``, see :func:`usage_name`)."""
+    name = name or usage_name(start)
+    values = {
+        "device": device,
+        "node": node,
+        "start": start,
+        "end": end,
+        "row": row,
+        "experiment": experiment,
+        "item": item,
+    }
+    for attempt in range(1, attempts + 1):
+        try:
+            usage.create(device, name, values)
+            return
+        except EntityExistsError:
+            return  # an earlier try landed
+        except StoreError:
+            if attempt == attempts:
+                raise
+            time.sleep(min(30.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0))
+
+
+def usage_name(start: datetime) -> str:
+    """A usage row's name: its start time and a random suffix (unique)."""
+    return f"{start.astimezone(timezone.utc):%Y%m%dT%H%M%S.%f}-{secrets.token_hex(4)}"
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,6 @@ Secrets (account keys, SAS tokens, connection strings) are never logged, put in 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -41,7 +40,7 @@ from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential, 
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.data.tables import TableClient
-from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
+from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from archai_aml.config import StoreConfig
 from archai_aml.store.azure_base import RedactSasFilter, _strip_query, install_log_redaction
@@ -49,6 +48,13 @@ from archai_aml.store.azure_blobs import AzureBlobSide
 from archai_aml.store.azure_codec import odata_filter, odata_literal
 from archai_aml.store.azure_table import AzureTableSide
 from archai_aml.store.connection import ConnectionSettings, parse_connection_string
+from archai_aml.store.retry import (
+    DEFAULT_RETRY_BACKOFF,
+    DEFAULT_RETRY_BACKOFF_MAX,
+    DEFAULT_RETRY_TOTAL,
+    BlobRetry,
+    RetryingTableClient,
+)
 
 __all__ = [
     "AzureStore",
@@ -77,23 +83,6 @@ def _blob_hooks(policies: list[SansIOHTTPPolicy[Any, Any]]) -> dict[str, Any]:
             policy.on_response(request, response)
 
     return {"raw_request_hook": on_request, "raw_response_hook": on_response}
-
-
-class BlobRetry(ExponentialRetry):
-    """The blob SDK's exponential retry policy with the table policy's schedule.
-
-    It sleeps ``backoff * 2**n`` seconds (at most ``backoff_max``, with +-20% jitter) before retry ``n``, where
-    the stock ``ExponentialRetry`` waits ``initial_backoff + increment_base**n`` (15, 18, 24 s by default).
-    """
-
-    def __init__(self, *, retry_total: int, backoff: float, backoff_max: float) -> None:
-        super().__init__(initial_backoff=0, increment_base=2, retry_total=retry_total, random_jitter_range=0)
-        self.backoff = backoff
-        self.backoff_max = backoff_max
-
-    def get_backoff_time(self, settings: dict[str, Any]) -> float:
-        delay = min(self.backoff_max, self.backoff * 2 ** settings["count"])
-        return delay * random.uniform(0.8, 1.2)
 
 
 class AzureStore(AzureTableSide, AzureBlobSide):
@@ -133,14 +122,15 @@ class AzureStore(AzureTableSide, AzureBlobSide):
     @staticmethod
     def client_options(
         *,
-        retry_total: int = 5,
-        retry_backoff: float = 0.5,
-        retry_backoff_max: float = 30.0,
+        retry_total: int = DEFAULT_RETRY_TOTAL,
+        retry_backoff: float = DEFAULT_RETRY_BACKOFF,
+        retry_backoff_max: float = DEFAULT_RETRY_BACKOFF_MAX,
         connection_timeout: float = 20.0,
         read_timeout: float = 60.0,
         per_call_policies: Sequence[Any] | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(table client kwargs, blob client kwargs): the SDK retry policies and the caller's policies.
+        """(table client kwargs, blob client kwargs): the retry policies of :mod:`archai_aml.store.retry`
+        and the caller's policies.
 
         The table client takes ``per_call_policies`` as they are. The blob SDK ignores that argument, so
         there each policy (a :class:`~azure.core.pipeline.policies.SansIOHTTPPolicy`) is called from the
@@ -158,6 +148,9 @@ class AzureStore(AzureTableSide, AzureBlobSide):
             common,
             per_call_policies=list(per_call_policies or ()),
             retry_total=retry_total,
+            retry_connect=retry_total,
+            retry_read=retry_total,
+            retry_status=retry_total,
             retry_backoff_factor=retry_backoff,
             retry_backoff_max=retry_backoff_max,
             retry_mode="exponential",
@@ -327,7 +320,7 @@ class AzureStore(AzureTableSide, AzureBlobSide):
 
         def make_table(name: str) -> TableClient:
             # a client per table: TableServiceClient.get_table_client would drop per_call_policies
-            return TableClient(
+            return RetryingTableClient(
                 endpoint=table_url, table_name=name, credential=table_credential, **table_kwargs
             )
 

@@ -37,6 +37,7 @@ from archai_aml.store.base import (
     check_key,
     user_columns,
 )
+from archai_aml.store.retry import answer_lost, recover_cas
 
 
 class AzureTableSide(AzureBase):
@@ -143,10 +144,15 @@ class AzureTableSide(AzureBase):
         merged.update(columns)
         merged = {k: v for k, v in merged.items() if v is not None}
         self._ensure_table()
-        if any(v is None for v in columns.values()):
-            return self._replace(partition, name, merged, version)
-        body = {"PartitionKey": partition, "RowKey": name, **_to_table(columns)}
-        response = self._write(body, UpdateMode.MERGE, version, "merging into")
+        try:
+            if any(v is None for v in columns.values()):
+                return self._replace(partition, name, merged, version)
+            body = {"PartitionKey": partition, "RowKey": name, **_to_table(columns)}
+            response = self._write(body, UpdateMode.MERGE, version, "merging into")
+        except StoreError as exc:
+            if not answer_lost(exc):  # the answer was lost: read back whether this write landed
+                raise
+            return recover_cas(self.get, self.cas_merge, entity, values, exc)
         return _written(partition, name, merged, response)
 
     def _merge_removing(

@@ -10,7 +10,8 @@ start and stop everything they need themselves::
 
 The binary is found, in order, from the ``binary`` argument, the ``AZURITE_BIN`` environment variable,
 ``.azurite/node_modules/.bin/azurite`` under the repository (what ``make azurite`` installs), then
-``azurite`` on ``PATH``. Azurite keeps everything in memory and is killed (its whole process group) on exit.
+``azurite`` on ``PATH``. Azurite keeps everything in memory (or in a folder, so that a test can stop and
+restart it under a running client: :meth:`Azurite.outage`) and is killed (its whole process group) on exit.
 """
 
 from __future__ import annotations
@@ -124,13 +125,76 @@ def _accepts(port: int) -> bool:
 
 @dataclass
 class Azurite:
-    """A running Azurite: its endpoints, the emulator account, and :meth:`store_config`."""
+    """A running Azurite: its endpoints, the emulator account, and :meth:`store_config`.
+
+    Started with a ``location`` (see :func:`run_azurite`), it can be stopped and started again on the same
+    ports with its data kept (:meth:`stop`, :meth:`start`, :meth:`outage`): a storage outage for tests.
+    """
 
     blob_port: int
     table_port: int
     queue_port: int
     process: subprocess.Popen[bytes] = field(repr=False)
     account_name: str = DEV_ACCOUNT_NAME
+    location: Path | None = None
+    _exe: Path | None = field(default=None, repr=False)
+    _workdir: Path | None = field(default=None, repr=False)
+    _start_timeout: float = field(default=60.0, repr=False)
+    _starts: int = field(default=1, repr=False)
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        """Stop the emulator (SIGTERM to its process group: it saves its data and closes its ports)."""
+        _stop(self.process)
+        log.info("Azurite stopped (ports %d/%d now refuse connections)", self.blob_port, self.table_port)
+
+    def start(self) -> None:
+        """Start the emulator again on the same ports with the data it had (needs a ``location``)."""
+        if self.location is None or self._exe is None or self._workdir is None:
+            raise AzuriteError(
+                "this Azurite keeps its data in memory: start it with a location to restart it"
+            )
+        if self.running:
+            return
+        # (no bind test: the old process's closed connections linger in TIME_WAIT, which Node's listening
+        # sockets ignore, as SO_REUSEADDR does)
+        self._starts += 1
+        ports = (self.blob_port, self.queue_port, self.table_port)
+        process, output = _launch(
+            self._exe, ports, self._workdir, self.location, self._start_timeout, self._starts
+        )
+        if process is None:
+            raise AzuriteError(f"Azurite did not start again on the same ports; its last output:\n{output}")
+        self.process = process
+        log.info("Azurite started again on blob port %d, table port %d", self.blob_port, self.table_port)
+
+    @contextmanager
+    def outage(self, seconds: float) -> Iterator[None]:
+        """Stop the emulator for ``seconds`` in a background thread while the ``with`` block runs; the
+        block's end waits for the emulator to be back."""
+        import threading
+
+        failure: list[BaseException] = []
+
+        def cycle() -> None:
+            try:
+                self.stop()
+                time.sleep(seconds)
+                self.start()
+            except BaseException as exc:  # reported when the block ends
+                failure.append(exc)
+
+        thread = threading.Thread(target=cycle, name="azurite-outage", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            thread.join()
+        if failure:
+            raise failure[0]
 
     @property
     def blob_url(self) -> str:
@@ -179,6 +243,51 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=5)
 
 
+def _launch(
+    exe: Path, ports: tuple[int, int, int], workdir: Path, location: Path | None, timeout: float, attempt: int
+) -> tuple[subprocess.Popen[bytes] | None, str]:
+    """Start one Azurite on ``ports`` (blob, queue, table); (process, "") once both services accept
+    connections, else (None, its last output)."""
+    blob_port, queue_port, table_port = ports
+    storage = ["--location", str(location)] if location is not None else ["--inMemoryPersistence"]
+    log_path = workdir / f"azurite-{attempt}.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(
+            [
+                str(exe),
+                *storage,
+                "--skipApiVersionCheck",
+                "--loose",
+                "--silent",
+                "--disableTelemetry",
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(blob_port),
+                "--queueHost",
+                "127.0.0.1",
+                "--queuePort",
+                str(queue_port),
+                "--tableHost",
+                "127.0.0.1",
+                "--tablePort",
+                str(table_port),
+            ],
+            cwd=workdir,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if _accepts(blob_port) and _accepts(table_port):
+            return process, ""
+        time.sleep(0.1)
+    _stop(process)
+    return None, log_path.read_text(errors="replace")[-2000:]
+
+
 @contextmanager
 def run_azurite(
     binary: str | os.PathLike[str] | None = None,
@@ -186,67 +295,41 @@ def run_azurite(
     ports: tuple[int, int, int] | None = None,
     start_timeout: float = 60.0,
     attempts: int = 3,
+    location: str | os.PathLike[str] | None = None,
 ) -> Iterator[Azurite]:
-    """Run Azurite (blob, queue and table services, in memory) for the ``with`` block.
+    """Run Azurite (blob, queue and table services) for the ``with`` block.
 
     ``ports`` (blob, queue, table) fixes the ports, e.g. ``(10000, 10001, 10002)`` for
-    ``UseDevelopmentStorage=true``; by default free loopback ports are picked.
+    ``UseDevelopmentStorage=true``; by default free loopback ports are picked. Data is kept in memory, or
+    in the folder ``location`` (created if needed), which lets :meth:`Azurite.stop` / :meth:`Azurite.start`
+    restart the emulator with its data.
     """
     exe = find_azurite(binary)
     if ports is not None:
         attempts = 1
     workdir = Path(tempfile.mkdtemp(prefix="azurite-"))
+    folder = Path(location) if location is not None else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
     last_output = ""
     try:
         for attempt in range(1, attempts + 1):
-            blob_port, queue_port, table_port = ports or _free_ports(3)
-            log_path = workdir / f"azurite-{attempt}.log"
-            with open(log_path, "wb") as log_file:
-                process = subprocess.Popen(
-                    [
-                        str(exe),
-                        "--inMemoryPersistence",
-                        "--skipApiVersionCheck",
-                        "--loose",
-                        "--silent",
-                        "--disableTelemetry",
-                        "--blobHost",
-                        "127.0.0.1",
-                        "--blobPort",
-                        str(blob_port),
-                        "--queueHost",
-                        "127.0.0.1",
-                        "--queuePort",
-                        str(queue_port),
-                        "--tableHost",
-                        "127.0.0.1",
-                        "--tablePort",
-                        str(table_port),
-                    ],
-                    cwd=workdir,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-            deadline = time.monotonic() + start_timeout
-            started = False
-            while time.monotonic() < deadline and process.poll() is None:
-                if _accepts(blob_port) and _accepts(table_port):
-                    started = True
-                    break
-                time.sleep(0.1)
-            if started:
+            chosen = ports or tuple(_free_ports(3))
+            process, last_output = _launch(exe, chosen, workdir, folder, start_timeout, attempt)  # type: ignore[arg-type]
+            if process is not None:
+                blob_port, queue_port, table_port = chosen
                 log.info("Azurite started: blob port %d, table port %d", blob_port, table_port)
-                azurite = Azurite(blob_port, table_port, queue_port, process)
+                azurite = Azurite(
+                    blob_port, table_port, queue_port, process,
+                    location=folder, _exe=exe, _workdir=workdir, _start_timeout=start_timeout,
+                    _starts=attempt,
+                )  # fmt: skip
                 try:
                     yield azurite
                 finally:
-                    _stop(process)
+                    _stop(azurite.process)
                     log.info("Azurite stopped")
                 return
-            _stop(process)
-            last_output = log_path.read_text(errors="replace")[-2000:]
             log.warning("Azurite did not start (attempt %d of %d)", attempt, attempts)
         raise AzuriteError(
             f"Azurite ({exe}) did not accept connections within {start_timeout:.0f} s after {attempts} "

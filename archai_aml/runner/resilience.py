@@ -1,0 +1,99 @@
+"""What a runner does when things fail: ride out a store outage, and stop retrying an item that fails the
+same way twice.
+
+:class:`Outage` follows one run of failed store calls (polls, heartbeats): the first failure is logged as a
+warning, the others at debug level, the recovery once with how long it lasted; :meth:`Outage.delay` is the
+wait before the next try, doubling from ``first`` up to ``most`` seconds with jitter (half to all of it),
+so a fleet does not come back in step.
+
+:class:`RepeatedFailures` remembers the last store or I/O failure of each work item. A failure seen twice
+in a row with the same message marks the row ``error`` (instead of a retry loop). A store failure counts
+only once the store is known to be reachable (a poll after it succeeded): during an outage every item
+fails the same way and none of them is at fault.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+
+__all__ = ["Outage", "RepeatedFailures"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outage:
+    """A run of failed store calls of one runner (see the module docstring)."""
+
+    owner: str
+    first: float = 0.5
+    most: float = 30.0
+    rng: random.Random = field(default_factory=random.Random)
+    failures: int = 0
+    since: float | None = None
+    #: completed outages: (seconds, failed calls)
+    history: list[tuple[float, int]] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return self.since is not None
+
+    def failed(self, what: str, exc: BaseException) -> float:
+        """Note a failure of ``what``; returns the seconds to wait before the next try."""
+        self.failures += 1
+        if self.since is None:
+            self.since = time.monotonic()
+            log.warning(
+                "%s: %s failed, the store looks unreachable; retrying with backoff until it answers: %s",
+                self.owner,
+                what,
+                exc,
+            )
+        else:
+            log.debug("%s: %s failed again (%d): %s", self.owner, what, self.failures, exc)
+        return self.delay()
+
+    def delay(self) -> float:
+        nominal = min(self.most, self.first * 2 ** max(0, self.failures - 1))
+        return nominal * self.rng.uniform(0.5, 1.0)
+
+    def succeeded(self) -> None:
+        if self.since is None:
+            return
+        lasted = time.monotonic() - self.since
+        log.warning(
+            "%s: the store answers again after %.1f s (%d failed calls)", self.owner, lasted, self.failures
+        )
+        self.history.append((lasted, self.failures))
+        self.since, self.failures = None, 0
+
+
+class RepeatedFailures:
+    """The last store/I-O failure of each work item (see the module docstring)."""
+
+    def __init__(self) -> None:
+        # (row, item label) -> (message, counts): counts is False until the store was seen reachable
+        self._last: dict[tuple[str, str], tuple[str, bool]] = {}
+
+    def failed(self, key: tuple[str, str], message: str, *, store_error: bool) -> bool:
+        """Note a failure; True when the same failure already counted once (mark the row ``error``)."""
+        previous = self._last.get(key)
+        if previous is not None and previous == (message, True):
+            del self._last[key]
+            return True
+        self._last[key] = (message, not store_error)
+        return False
+
+    def succeeded(self, key: tuple[str, str]) -> None:
+        self._last.pop(key, None)
+
+    def store_reachable(self) -> None:
+        """A poll succeeded: the store failures noted so far were not an outage."""
+        self._last = {k: (m, True) for k, (m, _) in self._last.items()}
+
+    def store_unreachable(self) -> None:
+        """A poll failed: forget the store failures that had not counted yet (the outage caused them)."""
+        self._last = {k: v for k, v in self._last.items() if v[1]}
