@@ -142,6 +142,21 @@ def test_an_insert_whose_answer_is_lost_is_not_sent_twice_and_an_upsert_is(
     assert row is not None and row["v"] == 2
 
 
+def test_creating_the_table_is_sent_again_when_its_answer_is_lost(
+    proxied: tuple[AzureStore, FaultProxy],
+) -> None:
+    """Creating a table is a POST (never resent by the retry policy), but twice is harmless (409 = exists):
+    the store's first call must not fail because the table creation lost its answer (seen in CI: a client's
+    first write during an Azurite restart)."""
+    store, proxy = proxied
+    proxy.drop_answers(1, lambda method, headers: method == "POST")  # the first POST creates the table
+    store.merge("exp", "first", {"v": 1})
+    creates = [path for m, path, _ in proxy.requests if m == "POST" and path.rstrip("/").endswith("Tables")]
+    assert len(proxy.dropped) == 1 and len(creates) == 2  # sent again; the second answered 409
+    row = store.get("exp", "first")
+    assert row is not None and row["v"] == 1
+
+
 @pytest.fixture
 def persisted(tmp_path: Path) -> Iterator[Azurite]:
     try:

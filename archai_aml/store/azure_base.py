@@ -22,8 +22,11 @@ from azure.storage.blob import ContainerClient
 
 from archai_aml.errors import StoreError
 from archai_aml.store.base import Store
+from archai_aml.store.retry import ResponseLostError
 
 log = logging.getLogger("archai_aml.store.azure")
+
+_CREATE_ATTEMPTS = 5
 
 
 class AzureBase(Store):
@@ -91,18 +94,27 @@ class AzureBase(Store):
         with self._lock:
             if getattr(self, ready_flag):
                 return
-            try:
-                create()
-                log.info("created %s %s", kind, name)
-            except ResourceExistsError:
-                pass
-            except HttpResponseError as exc:
-                if exc.status_code != 403:
+            for attempt in range(1, _CREATE_ATTEMPTS + 1):
+                try:
+                    create()
+                    log.info("created %s %s", kind, name)
+                except ResourceExistsError:
+                    pass
+                except HttpResponseError as exc:
+                    if exc.status_code != 403:
+                        raise self._fail(f"creating {kind} {name}", exc) from exc
+                    # A scoped SAS may not create it: assume it exists; the next call says otherwise.
+                    log.debug("not allowed to create %s %s; assuming it exists", kind, name)
+                except ResponseLostError as exc:
+                    # Creating a table is a POST, which the retry policy does not send twice; here twice is
+                    # harmless (the second answers 409, taken as success above), so send it again.
+                    if attempt == _CREATE_ATTEMPTS:
+                        raise self._fail(f"creating {kind} {name}", exc) from exc
+                    log.info("creating %s %s lost its answer; sending it again", kind, name)
+                    continue
+                except ServiceRequestError as exc:
                     raise self._fail(f"creating {kind} {name}", exc) from exc
-                # A scoped SAS may not create it: assume it exists; the next call says otherwise.
-                log.debug("not allowed to create %s %s; assuming it exists", kind, name)
-            except ServiceRequestError as exc:
-                raise self._fail(f"creating {kind} {name}", exc) from exc
+                break
             setattr(self, ready_flag, True)
 
 
