@@ -123,6 +123,12 @@ def test_runner_takes_a_row_to_complete_on_aihub(tmp_path: Path) -> None:
     for col in ("f1_onnx", "f1_1k", "f1_1k_f", "f1_10k"):
         assert 0.0 <= row[col] <= 1.0
     assert row["f1_1k_f"] == pytest.approx(row["f1_onnx"], abs=1e-9)  # same float model, same images
+    sources = json.loads(row["sources"])  # where each figure came from: the Hub jobs by id
+    assert sources["mean"].startswith("Qualcomm AI Hub profile job(s) ") and "(none)" not in sources["mean"]
+    for col in ("f1_1k", "f1_1k_f", "f1_10k"):
+        assert sources[col].startswith("Qualcomm AI Hub inference job(s) ") and "(none)" not in sources[col]
+    assert len({sources["f1_1k"], sources["f1_10k"]}) == 2  # each run names its own jobs
+    assert "CPUExecutionProvider" in sources["f1_onnx"] and "ONNX graph" in sources["macs"]
 
 
 def test_missing_client_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -90,6 +90,11 @@ runner: {{lease_ttl_s: 30, poll_interval_s: 0.1, working: {tmp_path / "work"}, l
         assert 0.0 <= row[col] <= 1.0, (col, row[col])
     assert row["mean"] > 0 and row["macs"] > 0 and row["params"] > 0 and row["quantized"] is True
     assert row["latency_simulated"] is EMULATED
+    sources = json.loads(row["sources"])  # where each figure came from
+    htp = "x86-64 emulator, simulated" if EMULATED else "Snapdragon HTP"
+    assert sources["mean"].startswith("onnxruntime-qnn ") and htp in sources["mean"]
+    assert sources["f1_1k"] == sources["f1_10k"] == sources["mean"]
+    assert "CPUExecutionProvider (float model)" in sources["f1_1k_f"]
     assert row["quantized_model"] == "quantized/model_ctx.onnx"
     assert row["converted_model"] == "converted/model.qnn.onnx"
     assert {"quantized/model_ctx.onnx", "quantized/model_ctx_qnn.bin", "model.info.csv"} <= blobs

@@ -58,6 +58,21 @@ def test_full_flow_writes_results_artifacts_and_usage(store: Store, tmp_path: Pa
         assert 0.0 <= row[col] <= 1.0
     assert not row.get("lease_owner") and not row.get("error")
     assert runner.node in row["message"]
+    sources = json.loads(row["sources"])  # every figure says where it came from, each step adding its own
+    figures = {
+        "macs",
+        "params",
+        "mean",
+        "stdev",
+        "total_inference_avg",
+        "f1_onnx",
+        "f1_1k",
+        "f1_1k_f",
+        "f1_10k",
+    }
+    assert set(sources) == figures
+    assert sources["mean"] == sources["f1_1k"] == "fixed target (FixedCostTarget)"
+    assert sources["f1_onnx"].startswith("onnxruntime ") and "CPUExecutionProvider" in sources["f1_onnx"]
     blobs = set(store.list_blobs(EXP, name))
     assert {"converted/model.fixed.onnx", "quantized/model.fixed.quant.onnx", "model.info.csv"} <= blobs
     assert {"benchmark/benchmark_1.csv", "benchmark/benchmark_2.csv"} <= blobs

@@ -183,6 +183,11 @@ def test_runner_cli_takes_a_row_to_complete_on_snpe(tmp_path: Path) -> None:
     # the float DLC ran on the device over the same images as the float ONNX on the CPU: same outputs, same F1
     assert row["f1_1k_f"] == pytest.approx(row["f1_onnx"], abs=1e-9)
     assert abs(row["f1_1k"] - row["f1_onnx"]) < 0.2
+    sources = json.loads(row["sources"])  # where each figure came from
+    assert sources["macs"] == sources["params"] and sources["macs"].startswith("snpe-dlc-info (SNPE ")
+    assert sources["mean"].startswith("snpe_bench.py (SNPE ") and f"device {SERIAL}" in sources["mean"]
+    assert "DSP" in sources["f1_1k"] and "CPU" in sources["f1_1k_f"] and "snpe-net-run" in sources["f1_10k"]
+    assert sources["f1_onnx"].startswith("onnxruntime ") and "CPUExecutionProvider" in sources["f1_onnx"]
     assert {"model.info.csv", "benchmark/benchmark_1.csv", "test_results_f1_1k.csv"} <= blobs
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert stats["kinds"] == {

@@ -93,15 +93,26 @@ class AiHubTarget(Target):
         except (KeyError, ValueError) as exc:
             raise TargetError(f"bad aihub option: {exc}") from exc
         self.device_name = device
+        self._jobs: list[str] = []
         self.runtime = runtime
         self.timeout_s = timeout_s
         self.max_profiler_iterations = max_profiler_iterations
         self._uploaded: dict[str, Any] = {}
 
     # ---------------------------------------------------------------------------------------- jobs
+    def source(self, step: str, model_path: Path) -> str:
+        if step == "info":
+            return "archai-aml's count over the ONNX graph sent to AI Hub (archai_aml.ort.info)"
+        jobs, self._jobs = self._jobs, []
+        shown = ", ".join(jobs[:3]) + (f" and {len(jobs) - 3} more" if len(jobs) > 3 else "")
+        kind = "profile" if step == "benchmark" else "inference"
+        return f"Qualcomm AI Hub {kind} job(s) {shown or '(none)'} on {self.device_name}"
+
     def _wait(self, job: Any, what: str) -> None:
         """Wait for ``job``; a failure or a timeout becomes a TargetError naming the job."""
         job_id = getattr(job, "job_id", "?")
+        if what in ("profile", "inference"):
+            self._jobs.append(str(job_id))  # named in the row's sources by source()
         try:
             status = job.wait(timeout=int(self.timeout_s))
         except TimeoutError as exc:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import platform
 import statistics
 import time
 from collections.abc import Iterable, Sequence
@@ -158,6 +159,13 @@ class OrtCpuTarget(Target):
             self._cached = None
             self._cached = (key, self._session(path))
         return self._cached[1]
+
+    def source(self, step: str, model_path: Path) -> str:
+        if step == "info":
+            return "archai-aml's count over the ONNX graph (archai_aml.ort.info)"
+        return (
+            f"onnxruntime {ort.__version__} CPUExecutionProvider on {platform.machine()} ({platform.node()})"
+        )
 
     def close(self) -> None:
         """Drop the cached ``run_batch`` session."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import platform
 import shutil
 import statistics
 import time
@@ -275,6 +276,14 @@ class QnnTarget(Target):
         )  # fmt: skip
         return result
 
+    def source(self, step: str, model_path: Path) -> str:
+        if step == "info":
+            return "archai-aml's count over the QDQ ONNX graph compiled for the HTP (archai_aml.ort.info)"
+        if step == "f1" and not self.runs_on_htp(Path(model_path)):
+            return f"onnxruntime {ort.__version__} CPUExecutionProvider (float model) on {platform.machine()}"
+        where = "x86-64 emulator, simulated" if htp_is_simulated() else "Snapdragon HTP"
+        return f"onnxruntime-qnn {_qnn_version()} HTP backend ({where}) on {platform.node()}"
+
     def runs_on_htp(self, model_path: Path) -> bool:
         """Whether :meth:`run_batch` runs the model on the HTP (quantized or EP-context) or the CPU (float)."""
         model = onnx.load(str(model_path), load_external_data=False)
@@ -324,6 +333,15 @@ class QnnTarget(Target):
             self._pool_key = key
         result: np.ndarray = self._pool.run(x, step)
         return result
+
+
+def _qnn_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("onnxruntime-qnn")
+    except PackageNotFoundError:
+        return "(version unknown)"
 
 
 def copy_context_model(ctx: Path, dest_dir: Path) -> Path:

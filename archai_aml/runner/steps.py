@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import shutil
 import statistics
 from collections.abc import Callable, Iterator
@@ -38,6 +39,8 @@ from archai_aml.store.leases import utcnow
 from archai_aml.targets.base import Target
 
 __all__ = ["CONVERTED_DIR", "MODEL_BLOB", "QUANTIZED_DIR", "ItemSteps"]
+
+log = logging.getLogger(__name__)
 
 CONVERTED_DIR = "converted"
 QUANTIZED_DIR = "quantized"
@@ -92,6 +95,32 @@ class ItemSteps:
             raise
         except Exception as exc:
             raise ItemFailed(what, artifact) from exc
+
+    def _note_source(
+        self,
+        holder: LeaseHolder,
+        values: dict[str, Any],
+        columns: list[str],
+        step: str,
+        model: Path,
+        target: Target | None = None,
+    ) -> None:
+        """Add to ``values`` the row's ``sources`` column (JSON: figure column -> where it came from, as
+        :meth:`Target.source` says), keeping what earlier steps wrote there."""
+        target = target or self.target
+        try:
+            what = str(target.source(step, model))
+        except Exception as exc:  # a description must never cost the measured figures
+            log.warning("%s could not say where its %s figures came from: %s", target.name, step, exc)
+            what = f"{target.name} target"
+        try:
+            sources = json.loads(holder.lease.entity.get("sources") or "{}")
+        except (TypeError, ValueError):
+            sources = {}
+        if not isinstance(sources, dict):
+            sources = {}
+        sources.update(dict.fromkeys(columns, what))
+        values["sources"] = json.dumps(sources, sort_keys=True)
 
     def _download(
         self, name: str, folder: Path, blob: str, *, what: str | None = None, missing: str | None = None
@@ -166,6 +195,7 @@ class ItemSteps:
         holder.check()
         if info.layers_csv is not None and Path(info.layers_csv).is_file():
             self._upload(name, Path(info.layers_csv), "model.info.csv")
+        self._note_source(holder, results, ["macs", "params"], "info", quant_path)
         results.update(
             {
                 "macs": int(info.macs),
@@ -246,6 +276,7 @@ class ItemSteps:
         }
         if len(runs) > 1 and mean > 0:
             values["stdev"] = statistics.stdev(runs) * 100.0 / mean
+        self._note_source(holder, values, ["mean", "stdev", "total_inference_avg"], "benchmark", model)
         if len(runs) >= self.settings.max_benchmark_runs and is_benchmark_only(
             entity, self.settings.benchmark_only
         ):
@@ -269,12 +300,12 @@ class ItemSteps:
         size = {"f1_onnx": s.f1_onnx_images, "f1_1k": s.f1_1k_images, "f1_1k_f": s.f1_1k_images}.get(
             prop, s.f1_10k_images
         )
-        run_batch = self.target.run_batch
+        target = self.target
         if prop == "f1_onnx":  # the float export on onnxruntime's CPU provider, wherever the runner is
             from archai_aml.ort.target import OrtCpuTarget
 
             model = self._download(name, folder, MODEL_BLOB)
-            run_batch = OrtCpuTarget(progress=False).run_batch  # one session for the whole test set
+            target = OrtCpuTarget(progress=False)  # one session for the whole test set
         elif prop == "f1_1k_f":
             model = self._model(holder, folder, CONVERTED_DIR)
         else:
@@ -294,7 +325,7 @@ class ItemSteps:
             pairs = [data[i] for i in range(first, min(first + 64, len(data)))]
             images = np.stack([p[0] for p in pairs]).astype(np.float32)
             labels = np.stack([p[1] for p in pairs])
-            outputs = self._call(prop, run_batch, model, images, batch_size=batch, artifact=derived)
+            outputs = self._call(prop, target.run_batch, model, images, batch_size=batch, artifact=derived)
             self._call(f"{prop} scoring", acc.update, labels, outputs)
         end = utcnow()
         scores, curves = acc.scores(), acc.pr_curves()
@@ -315,6 +346,7 @@ class ItemSteps:
             "status": f"{prop} done",
             "message": f"{prop}={f1:.4f} on {self.node}",
         }
+        self._note_source(holder, values, [prop], "f1", model, target)
         entity = holder.lease.entity
         if all(entity.get(c) is not None or c == prop for c in F1_COLUMNS):
             values.update({"status": "complete", "completed": end, "message": f"complete on {self.node}"})

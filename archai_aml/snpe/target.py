@@ -119,6 +119,14 @@ class SnpeTarget(Target):
             self._scratch_dir = None
         self._kept.clear()
 
+    def source(self, step: str, model_path: Path) -> str:
+        sdk = f"SNPE {self.sdk.version}"
+        if step == "info":
+            return f"snpe-dlc-info ({sdk})"
+        runtime = "DSP" if self._use_dsp(Path(model_path)) else ("GPU" if self.runtime == "gpu" else "CPU")
+        tool = "snpe_bench.py" if step == "benchmark" else "snpe-net-run"
+        return f"{tool} ({sdk}, {runtime}) on device {self.serial or '(no serial)'} over adb"
+
     def device(self) -> AdbDevice:
         """The attached device, with the SDK's runtime pushed (once per SDK version)."""
         if self._device is None:

@@ -74,5 +74,11 @@ class Target(abc.ABC):
         travel with it to blob storage and back (an EP-context model's context binary); none by default."""
         return []
 
+    def source(self, step: str, model_path: Path) -> str:
+        """Where the figures of ``step`` (``info``, ``benchmark`` or ``f1``) on ``model_path`` came from, in a
+        few words for the row's ``sources`` column: the tool, the device and, where the target knows them,
+        versions and job ids. Called once after each step."""
+        return f"{self.name} target ({type(self).__name__})"
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release sessions and devices."""
