@@ -26,6 +26,7 @@ from pydantic import SecretStr
 
 from archai_aml.config import StoreConfig
 from archai_aml.errors import (
+    BlobConflictError,
     BlobExistsError,
     ConcurrencyError,
     ConfigError,
@@ -195,6 +196,46 @@ def test_query_filters_and_single_request(azurite: Azurite) -> None:
         counter.requests.clear()
         store.upload_bytes("exp", "m000", "f.txt", b"x")  # the blob client carries the policy too
         assert ("PUT", f"{azurite.blob_url}/{container}/exp/m000/f.txt") in counter.requests
+
+
+def test_one_blob_upload_does_not_list_the_entity(azurite: Azurite) -> None:
+    """A sync sends thousands of blobs into one entity: each upload checks its own folders, not every blob."""
+    counter = CountRequests()
+    table, container = names()
+    store = AzureStore.from_connection_string(
+        azurite.connection_string, table_name=table, container_name=container, per_call_policies=[counter]
+    )
+    with store:
+        for i in range(40):
+            store.upload_bytes("data", "working", f"ds/part{i % 4}/f{i:03d}.bin", b"x")
+        store.upload_bytes("data", "working", "ds-sibling", b"a name that starts like the folder")
+        counter.requests.clear()
+        store.upload_bytes("data", "working", "ds/part1/new.bin", b"y")
+        # two folder levels, the names below it, the upload itself
+        assert [method for method, _ in counter.requests] == ["GET", "GET", "GET", "PUT"]
+        with pytest.raises(
+            BlobConflictError, match="'ds/part1/new.bin/x'.*conflicts with blob 'ds/part1/new.bin'"
+        ):
+            store.upload_bytes("data", "working", "ds/part1/new.bin/x", b"z")
+        with pytest.raises(BlobConflictError, match="'ds/part2'.*conflicts with blob 'ds/part2/f002.bin'"):
+            store.upload_bytes("data", "working", "ds/part2", b"z")
+        assert len(store.list_blobs("data", "working")) == 42
+        # many blobs at once: one listing checks them all, then one request each
+        counter.requests.clear()
+        store.upload_blobs(
+            "data", "working", {f"ds/part9/g{i}.bin": b"g" for i in range(10)}, max_concurrency=4
+        )
+        assert sorted(method for method, _ in counter.requests) == ["GET"] + ["PUT"] * 10
+
+
+def test_sixteen_transfers_keep_their_connections(azurite: Azurite, caplog: pytest.LogCaptureFixture) -> None:
+    """requests keeps 10 connections per host; the blob client's pool holds more, so that 16 threads do not
+    open and drop a connection per request."""
+    with open_store(azurite.store_config(container_name=names()[1])) as store:
+        caplog.set_level(logging.WARNING, logger="urllib3.connectionpool")
+        store.upload_blobs("p", "m", {f"b{i:03d}": b"x" * 100 for i in range(200)}, max_concurrency=16)
+        assert len(store.list_blobs("p", "m")) == 200
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
 
 
 def test_odata_quoting() -> None:

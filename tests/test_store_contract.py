@@ -571,6 +571,48 @@ def test_a_blob_cannot_also_be_a_folder_of_blobs(store: Store, tmp_path: Path) -
     assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in out) == ["a", "ab/c"]
 
 
+def test_upload_blobs_checks_every_name_first_and_reports_each_arrival(store: Store) -> None:
+    store.upload_bytes(P, "m1", "a", b"stored")
+    arrived: list[str] = []
+    lock = threading.Lock()
+
+    def record(blob: str) -> None:
+        with lock:
+            arrived.append(blob)
+
+    blobs = {f"d/{i:02d}.bin": bytes([i]) * 10 for i in range(20)}
+    full = store.upload_blobs(P, "m1", blobs, max_concurrency=4, on_uploaded=record)
+    assert full == [f"{P}/m1/{blob}" for blob in blobs] and sorted(arrived) == sorted(blobs)
+    assert store.download_bytes(P, "m1", "d/07.bin") == bytes([7]) * 10
+    # a conflict with a stored blob, between two new ones, or an unsafe name: nothing is written
+    for bad, error in (
+        ({"ok.bin": b"1", "a/b": b"2"}, BlobConflictError),
+        ({"ok.bin": b"1", "e": b"2", "e/f": b"3"}, BlobConflictError),
+        ({"ok.bin": b"1", "../escape": b"2"}, UnsafeBlobNameError),
+    ):
+        with pytest.raises(error):
+            store.upload_blobs(P, "m1", bad)
+        assert "ok.bin" not in store.list_blobs(P, "m1")
+
+
+def test_upload_blobs_stops_at_the_first_failure(store: Store) -> None:
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def fail_on_fifth(blob: str) -> None:
+        with lock:
+            seen.append(blob)
+            if len(seen) == 5:
+                raise ConnectionError("link down")
+
+    blobs = {f"f{i:03d}": b"x" for i in range(200)}
+    with pytest.raises(ConnectionError, match="link down"):
+        store.upload_blobs(P, "m2", blobs, max_concurrency=3, on_uploaded=fail_on_fifth)
+    stored = store.list_blobs(P, "m2")
+    # the uploads in flight finish (at most 3 more, reported too); none starts after the failure
+    assert 5 <= len(stored) <= 7 and sorted(seen) == stored
+
+
 # --------------------------------------------------------------------------- integers (issue 12)
 def test_32_and_64_bit_integers_read_back_as_int(store: Store) -> None:
     values = {"i32": 5, "i32_max": 2**31 - 1, "i32_min": -(2**31), "i64": 2**40, "zero": 0, "f": 1.0}

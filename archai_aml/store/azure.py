@@ -43,7 +43,7 @@ from azure.data.tables import TableClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from archai_aml.config import StoreConfig
-from archai_aml.store.azure_base import RedactSasFilter, _strip_query, install_log_redaction
+from archai_aml.store.azure_base import PooledTransport, RedactSasFilter, _strip_query, install_log_redaction
 from archai_aml.store.azure_blobs import AzureBlobSide
 from archai_aml.store.azure_codec import odata_filter, odata_literal
 from archai_aml.store.azure_table import AzureTableSide
@@ -156,7 +156,7 @@ class AzureStore(AzureTableSide, AzureBlobSide):
             retry_mode="exponential",
         )
         blob_kwargs = dict(
-            common,
+            transport=PooledTransport(**common),
             **blob_hooks,
             retry_policy=BlobRetry(
                 retry_total=retry_total, backoff=retry_backoff, backoff_max=retry_backoff_max

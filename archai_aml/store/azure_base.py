@@ -17,6 +17,7 @@ from azure.core.exceptions import (
     ResourceExistsError,
     ServiceRequestError,
 )
+from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient
 from azure.storage.blob import ContainerClient
 
@@ -27,6 +28,25 @@ from archai_aml.store.retry import ResponseLostError
 log = logging.getLogger("archai_aml.store.azure")
 
 _CREATE_ATTEMPTS = 5
+#: Connections kept open per host by the blob client: more than any thread pool of the store's transfers.
+BLOB_POOL_SIZE = 64
+
+
+class PooledTransport(RequestsTransport):  # type: ignore[misc]
+    """The SDK's requests transport with a connection pool of ``pool_size`` per host.
+
+    requests keeps 10 connections per host; a transfer on more threads than that opens a connection per
+    request and drops it ("Connection pool is full, discarding connection"), a TCP handshake per blob."""
+
+    def __init__(self, *, pool_size: int = BLOB_POOL_SIZE, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._pool_size = pool_size
+
+    def _init_session(self, session: Any) -> None:  # a requests.Session
+        super()._init_session(session)
+        for adapter in session.adapters.values():
+            adapter.init_poolmanager(self._pool_size, self._pool_size)  # type: ignore[attr-defined]
+            adapter._pool_connections = adapter._pool_maxsize = self._pool_size  # type: ignore[attr-defined]
 
 
 class AzureBase(Store):

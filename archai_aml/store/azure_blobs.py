@@ -50,20 +50,61 @@ class AzureBlobSide(AzureBase):
         if conflicts:
             raise conflict_error(prefix.rstrip("/"), conflicts)
 
+    def _first_under(self, start: str) -> str | None:
+        """The first blob name (in the service's lexical order) that starts with ``start``: one request."""
+        try:
+            for page in self._container.list_blobs(name_starts_with=start, results_per_page=1).by_page():
+                for blob in page:
+                    return str(blob.name)
+                return None
+        except (HttpResponseError, ServiceRequestError) as exc:
+            raise self._fail(f"listing blobs under {start}", exc) from exc
+        return None
+
+    def _check_one(self, prefix: str, relative: str) -> None:
+        """:meth:`_check_tree` for one new blob without listing the entity: one request per folder level
+        (a blob named like a folder of ``relative`` sorts first among the names it starts) and one for the
+        blobs below ``relative``, so that uploading the n-th blob of an entity costs the same as the first."""
+        parts = relative.split("/")
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            if self._first_under(prefix + folder) == prefix + folder:
+                raise conflict_error(prefix.rstrip("/"), [(relative, folder)])
+        below = self._first_under(prefix + relative + "/")
+        if below is not None:
+            raise conflict_error(prefix.rstrip("/"), [(relative, below[len(prefix) :])])
+
     def upload_bytes(
         self, partition: str, name: str, blob_name: str, data: bytes, *, overwrite: bool = True
     ) -> str:
         prefix = self._prefix(partition, name)
         full = prefix + check_blob_name(blob_name)
         self._ensure_container()
-        self._check_tree(prefix, [blob_name])
+        self._check_one(prefix, blob_name)
+        self._put(full, data, overwrite)
+        return full
+
+    def _checked_writer(
+        self, partition: str, name: str, blob_names: Sequence[str], *, overwrite: bool
+    ) -> Callable[[str, bytes], str]:
+        # one listing checks every name; then one request per blob (upload_bytes would check each again)
+        prefix = self._prefix(partition, name)
+        self._ensure_container()
+        self._check_tree(prefix, blob_names)
+
+        def write(blob: str, data: bytes) -> str:
+            self._put(prefix + blob, data, overwrite)
+            return prefix + blob
+
+        return write
+
+    def _put(self, full: str, data: bytes, overwrite: bool) -> None:
         try:
             self._container.upload_blob(full, data, overwrite=overwrite)
         except ResourceExistsError:
             raise BlobExistsError(f"blob {full} already exists (pass overwrite=True to replace it)") from None
         except (HttpResponseError, ServiceRequestError) as exc:
             raise self._fail(f"uploading blob {full}", exc) from exc
-        return full
 
     def upload(
         self,

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import abc
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from archai_aml.errors import BlobConflictError, EntityExistsError, InvalidNameError, UnsafeBlobNameError
+from archai_aml.store.parallel import run_parallel
 
 if TYPE_CHECKING:
     from archai_aml.config import StoreConfig
@@ -322,6 +323,42 @@ class Store(abc.ABC):
         self, partition: str, name: str, blob_name: str, data: bytes, *, overwrite: bool = True
     ) -> str:
         """Write one blob ``<partition>/<name>/<blob_name>``; returns its full name."""
+
+    def upload_blobs(
+        self,
+        partition: str,
+        name: str,
+        blobs: Mapping[str, bytes],
+        *,
+        overwrite: bool = True,
+        max_concurrency: int = 8,
+        on_uploaded: Callable[[str], None] | None = None,
+    ) -> list[str]:
+        """Write several in-memory blobs of one entity, at most ``max_concurrency`` at once; returns their full
+        names. Every name is checked (against each other and the stored blobs) before anything is written.
+        ``on_uploaded(blob_name)`` is called, from the transfer thread, as each blob arrives. On the first
+        failure, or Ctrl-C, no new upload starts, those in flight finish, and the error is raised."""
+        names = [check_blob_name(blob) for blob in blobs]
+        put = self._checked_writer(partition, name, names, overwrite=overwrite)
+
+        def send(blob: str) -> str:
+            full = put(blob, blobs[blob])
+            if on_uploaded is not None:
+                on_uploaded(blob)
+            return full
+
+        return run_parallel(send, names, max_concurrency)
+
+    def _checked_writer(
+        self, partition: str, name: str, blob_names: Sequence[str], *, overwrite: bool
+    ) -> Callable[[str, bytes], str]:
+        """For :meth:`upload_blobs`: check ``blob_names`` as one tree with the stored blobs (raising
+        :class:`BlobConflictError`), then return ``write(blob_name, data) -> full name``. A backend may
+        return a writer that skips its per-upload check (Azure: the check costs requests)."""
+        conflicts = blob_conflicts(blob_names, self.list_blobs(partition, name))
+        if conflicts:
+            raise conflict_error(f"{partition}/{name}", conflicts)
+        return lambda blob, data: self.upload_bytes(partition, name, blob, data, overwrite=overwrite)
 
     @abc.abstractmethod
     def upload(
