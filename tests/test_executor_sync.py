@@ -69,6 +69,18 @@ def test_second_sync_sends_nothing_and_a_change_sends_one_file(store: Store, tmp
     assert pull_dataset(store, tmp_path / "c" / "data_blobs", "working/faces") == []
 
 
+def test_sync_through_the_backend_itself_sends_each_file_once(store: Store, tmp_path: Path) -> None:
+    # no recording proxy: the backend's own upload_blobs (on Azure one listing, then a request per file)
+    data = make_data(tmp_path, n=30)
+    first = sync_dataset(store, data, "working/faces", concurrency=6, checkpoint_every=7, progress=False)
+    assert len(first.uploaded) == 30 and first.bytes_sent == sum(
+        p.stat().st_size for p in (data / "working" / "faces").rglob("*.txt")
+    )
+    assert sorted(store.list_blobs(DATA_PARTITION, "working", pattern=r"^faces/")) == sorted(first.uploaded)
+    again = sync_dataset(store, data, "working/faces", concurrency=6, progress=False)
+    assert again.uploaded == [] and sorted(again.skipped) == sorted(first.uploaded)
+
+
 def test_interrupted_sync_resumes_without_resending(store: Store, tmp_path: Path) -> None:
     data = make_data(tmp_path, n=60)
     broken = RecordingStore(store, fail_after=25)

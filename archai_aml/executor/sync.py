@@ -5,7 +5,9 @@ store (:class:`~archai_aml.store.Store`: embedded files by default, Azure blobs 
 the protocol's ``upload_bytes`` / ``download_bytes`` / ``list_blobs`` only. Beside them, the manifest blob
 ``<partition>/<kind>/.sync/<name>.json`` maps each file to its sha256 and size: a sync hashes the local
 files, reads the manifest and sends only the files whose hash differs, so a second machine with the same
-data sends nothing either. Files go in parallel on a bounded thread pool (``concurrency``).
+data sends nothing either. Files go in parallel on a bounded thread pool (``concurrency``), through
+:meth:`Store.upload_blobs <archai_aml.store.Store.upload_blobs>`: one check of the folder tree for all of
+them, then one request per file on Azure.
 
 An interrupted sync resumes: the manifest is written every ``checkpoint_every`` arrived files and, on any
 exception (Ctrl-C included), once more with everything that arrived before it is re-raised; the next sync
@@ -25,7 +27,7 @@ import logging
 import threading
 import zipfile
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,6 +144,8 @@ def sync_dataset(
             todo.append((blob, content, digest))
     lock = threading.Lock()
     writing = threading.Lock()  # checkpoints one at a time, outside ``lock`` so uploads go on meanwhile
+    contents = {blob: content for blob, content, _ in todo}
+    digests = {blob: digest for blob, _, digest in todo}
     arrived = 0
     written = 0
 
@@ -152,14 +156,13 @@ def sync_dataset(
                 _write_manifest(store, partition, kind, name, snapshot)
                 written = count
 
-    def send(blob: str, content: bytes, digest: str) -> None:
+    def arrived_one(blob: str) -> None:
         nonlocal arrived
-        store.upload_bytes(partition, kind, blob, content)
         snapshot = None
         with lock:
-            manifest[blob] = {"sha256": digest, "size": len(content)}
+            manifest[blob] = {"sha256": digests[blob], "size": len(contents[blob])}
             result.uploaded.append(blob)
-            result.bytes_sent += len(content)
+            result.bytes_sent += len(contents[blob])
             arrived += 1
             count = arrived
             bar.update(1)
@@ -171,22 +174,17 @@ def sync_dataset(
             on_file(blob)
 
     with tqdm(total=len(todo), desc=f"sync {kind}/{name}", unit="file", disable=not progress) as bar:
-        pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sync")
         try:
-            futures = [pool.submit(send, *item) for item in todo]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            for future in futures:
-                if future.done() and future.exception() is not None:
-                    raise future.exception()  # type: ignore[misc]
+            store.upload_blobs(
+                partition, kind, contents, max_concurrency=concurrency, on_uploaded=arrived_one
+            )
         except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
             with lock:
                 snapshot, count = dict(manifest), arrived
             if count:
                 checkpoint(snapshot, count)
             log.warning("sync of %s interrupted: %d files arrived and are recorded", dataset, arrived)
             raise
-        pool.shutdown(wait=True)
     stale = [b for b in manifest if b not in pending]
     for blob in stale:
         del manifest[blob]
