@@ -161,12 +161,18 @@ def test_concurrent_cas_has_one_winner(azure_store: AzureStore) -> None:
 
 
 # ----------------------------------------------------------------------------------------- query
-def test_query_filters_and_single_request(azurite: Azurite) -> None:
+def counted_store(azurite: Azurite) -> tuple[AzureStore, CountRequests, str]:
+    """A store on a fresh table and container whose every HTTP request is recorded; and its container."""
     counter = CountRequests()
     table, container = names()
     store = AzureStore.from_connection_string(
         azurite.connection_string, table_name=table, container_name=container, per_call_policies=[counter]
     )
+    return store, counter, container
+
+
+def test_query_filters_and_single_request(azurite: Azurite) -> None:
+    store, counter, container = counted_store(azurite)
     with store:
         for i in range(100):
             values: dict[str, Any] = {"i": i, "quote": "it's" if i % 10 == 0 else "plain"}
@@ -200,11 +206,7 @@ def test_query_filters_and_single_request(azurite: Azurite) -> None:
 
 def test_one_blob_upload_does_not_list_the_entity(azurite: Azurite) -> None:
     """A sync sends thousands of blobs into one entity: each upload checks its own folders, not every blob."""
-    counter = CountRequests()
-    table, container = names()
-    store = AzureStore.from_connection_string(
-        azurite.connection_string, table_name=table, container_name=container, per_call_policies=[counter]
-    )
+    store, counter, _ = counted_store(azurite)
     with store:
         for i in range(40):
             store.upload_bytes("data", "working", f"ds/part{i % 4}/f{i:03d}.bin", b"x")
