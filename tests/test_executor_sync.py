@@ -81,6 +81,33 @@ def test_sync_through_the_backend_itself_sends_each_file_once(store: Store, tmp_
     assert again.uploaded == [] and sorted(again.skipped) == sorted(first.uploaded)
 
 
+class EditingStore(CountingStore):
+    """The real store; just before the files go out, one of them is rewritten (a user editing the data)."""
+
+    def __init__(self, inner: Store, path: Path, text: str) -> None:
+        super().__init__(inner)
+        self.path, self.text = path, text
+
+    def upload_blobs(self, partition: str, name: str, blobs: Any, **kw: Any) -> list[str]:  # type: ignore[override]
+        self.path.write_text(self.text)
+        return self.inner.upload_blobs(partition, name, blobs, **kw)
+
+
+def test_the_manifest_records_what_was_sent_when_a_file_changes_meanwhile(
+    store: Store, tmp_path: Path
+) -> None:
+    data = make_data(tmp_path, n=6)
+    edited = data / "working" / "faces" / "img_002.txt"
+    before = edited.read_text()
+    sync_dataset(EditingStore(store, edited, "edited while syncing\n"), data, "working/faces", progress=False)
+    assert store.download_bytes(DATA_PARTITION, "working", "faces/img_002.txt") == b"edited while syncing\n"
+    # the file as sent is recorded: nothing to send now; putting the old text back sends it again
+    assert sync_dataset(store, data, "working/faces", progress=False).uploaded == []
+    edited.write_text(before)
+    assert sync_dataset(store, data, "working/faces", progress=False).uploaded == ["faces/img_002.txt"]
+    assert store.download_bytes(DATA_PARTITION, "working", "faces/img_002.txt") == before.encode()
+
+
 def test_interrupted_sync_resumes_without_resending(store: Store, tmp_path: Path) -> None:
     data = make_data(tmp_path, n=60)
     broken = RecordingStore(store, fail_after=25)

@@ -26,7 +26,7 @@ import json
 import logging
 import threading
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +64,39 @@ def manifest_blob(name: str) -> str:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _digest(source: Path | bytes) -> str:
+    """sha256 of a file (read in blocks: a data set need not fit in memory) or of bytes."""
+    if isinstance(source, bytes):
+        return _sha256(source)
+    digest = hashlib.sha256()
+    with open(source, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _ReadOnSend(Mapping[str, bytes]):
+    """The blobs to send, each file read when its upload starts (so at most ``concurrency`` files are in
+    memory at once) and hashed as read: ``sent`` holds (sha256, size) of exactly what went out, which is what
+    the manifest records even if the file changed after the first hashing."""
+
+    def __init__(self, sources: dict[str, Path | bytes]) -> None:
+        self._sources = sources
+        self.sent: dict[str, tuple[str, int]] = {}
+
+    def __getitem__(self, blob: str) -> bytes:
+        source = self._sources[blob]
+        data = source if isinstance(source, bytes) else source.read_bytes()
+        self.sent[blob] = (_sha256(data), len(data))
+        return data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sources)
+
+    def __len__(self) -> int:
+        return len(self._sources)
 
 
 def _split(dataset: str) -> tuple[str, str]:
@@ -133,19 +166,16 @@ def sync_dataset(
             pending[f"{name}/{path.relative_to(folder).as_posix()}"] = path
     manifest = _read_manifest(store, partition, kind, name)
     result = SyncResult(dataset=f"{kind}/{name}")
-    todo: list[tuple[str, bytes, str]] = []
+    todo: dict[str, Path | bytes] = {}
     for blob, source in pending.items():
-        content = source if isinstance(source, bytes) else source.read_bytes()
-        digest = _sha256(content)
         entry = manifest.get(blob)
-        if isinstance(entry, dict) and entry.get("sha256") == digest:
+        if isinstance(entry, dict) and entry.get("sha256") == _digest(source):
             result.skipped.append(blob)
         else:
-            todo.append((blob, content, digest))
+            todo[blob] = source
     lock = threading.Lock()
     writing = threading.Lock()  # checkpoints one at a time, outside ``lock`` so uploads go on meanwhile
-    contents = {blob: content for blob, content, _ in todo}
-    digests = {blob: digest for blob, _, digest in todo}
+    contents = _ReadOnSend(todo)
     arrived = 0
     written = 0
 
@@ -160,9 +190,10 @@ def sync_dataset(
         nonlocal arrived
         snapshot = None
         with lock:
-            manifest[blob] = {"sha256": digests[blob], "size": len(contents[blob])}
+            digest, size = contents.sent[blob]
+            manifest[blob] = {"sha256": digest, "size": size}
             result.uploaded.append(blob)
-            result.bytes_sent += len(contents[blob])
+            result.bytes_sent += size
             arrived += 1
             count = arrived
             bar.update(1)
@@ -222,11 +253,7 @@ def pull_dataset(
     wanted = []
     for blob, entry in manifest.items():
         target = safe_blob_path(base, blob)
-        if not (
-            target.is_file()
-            and isinstance(entry, dict)
-            and _sha256(target.read_bytes()) == entry.get("sha256")
-        ):
+        if not (target.is_file() and isinstance(entry, dict) and _digest(target) == entry.get("sha256")):
             wanted.append(blob)
 
     def fetch(blob: str) -> None:
