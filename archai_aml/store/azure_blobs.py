@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,6 +25,7 @@ from archai_aml.store.base import (
     safe_blob_path,
     upload_plan,
 )
+from archai_aml.store.parallel import run_parallel
 from archai_aml.store.progress import TransferProgress
 
 T = TypeVar("T")
@@ -38,9 +38,6 @@ class AzureBlobSide(AzureBase):
     def _prefix(partition: str, name: str | None) -> str:
         check_key(partition, name)
         return f"{partition}/" if name is None else f"{partition}/{name}/"
-
-    def _pool(self, max_concurrency: int | None) -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(max_workers=max(1, max_concurrency or self.max_concurrency))
 
     def _check_tree(self, prefix: str, relatives: Sequence[str]) -> None:
         """:class:`BlobConflictError` when a new blob and a stored (or another new) one would be a file and a
@@ -146,10 +143,7 @@ class AzureBlobSide(AzureBase):
             return self._run_all(send, jobs, max_concurrency)
 
     def _run_all(self, fn: Callable[[Any], T], jobs: Sequence[Any], max_concurrency: int | None) -> list[T]:
-        if len(jobs) <= 1:
-            return [fn(job) for job in jobs]
-        with self._pool(max_concurrency) as pool:
-            return list(pool.map(fn, jobs))
+        return run_parallel(fn, jobs, max(1, max_concurrency or self.max_concurrency))
 
     def download_bytes(self, partition: str, name: str, blob_name: str) -> bytes:
         full = self._prefix(partition, name) + check_blob_name(blob_name)

@@ -6,7 +6,6 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +20,7 @@ from archai_aml.store.base import (
     upload_plan,
 )
 from archai_aml.store.embedded_fs import _CHUNK, EmbeddedBase, os_error
+from archai_aml.store.parallel import run_parallel
 from archai_aml.store.progress import TransferProgress
 
 log = logging.getLogger("archai_aml.store.embedded")
@@ -151,11 +151,7 @@ class EmbeddedBlobSide(EmbeddedBase):
     def _run_all(
         self, fn: Callable[[Any], T], jobs: Sequence[Any], max_concurrency: int | None, label: str
     ) -> list[T]:
-        if len(jobs) <= 1:
-            return [fn(job) for job in jobs]
-        workers = max(1, min(max_concurrency or self.max_concurrency, len(jobs)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=label) as pool:
-            return list(pool.map(fn, jobs))
+        return run_parallel(fn, jobs, max(1, max_concurrency or self.max_concurrency), name=label)
 
     def download_bytes(self, partition: str, name: str, blob_name: str) -> bytes:
         path = safe_blob_path(self._folder(partition, name), blob_name)

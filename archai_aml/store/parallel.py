@@ -17,11 +17,14 @@ class _Stopped(Exception):
     """A call not started because another one failed first."""
 
 
-def run_parallel(fn: Callable[[T], R], items: Sequence[T], max_concurrency: int) -> list[R]:
+def run_parallel(
+    fn: Callable[[T], R], items: Sequence[T], max_concurrency: int, *, name: str = "transfer"
+) -> list[R]:
     """``[fn(item) for item in items]`` with at most ``max_concurrency`` calls at once, results in order.
 
     On the first exception of a call (or a KeyboardInterrupt while waiting) no further call starts, the
     calls in flight finish, and that exception is raised: a caller's record of what completed is then final.
+    ``name`` prefixes the threads' names. Every parallel transfer of the stores and the data sync runs here.
     """
     if max_concurrency < 1:
         raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
@@ -38,7 +41,7 @@ def run_parallel(fn: Callable[[T], R], items: Sequence[T], max_concurrency: int)
             stop.set()
             raise
 
-    pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="transfer")
+    pool = ThreadPoolExecutor(max_workers=min(max_concurrency, len(items)), thread_name_prefix=name)
     try:
         futures = [pool.submit(guarded, item) for item in items]
         wait(futures, return_when=FIRST_EXCEPTION)
