@@ -2,7 +2,7 @@
 
 Each data set ``data_blobs/<kind>/<name>`` goes to the blobs ``<partition>/<kind>/<name>/<file>`` of the
 store (:class:`~archai_aml.store.Store`: embedded files by default, Azure blobs when configured), through
-the protocol's ``upload_bytes`` / ``download_bytes`` / ``list_blobs`` only. Beside them, the manifest blob
+the protocol's ``upload_blobs`` / ``upload_bytes`` / ``download_bytes`` only. Beside them, the manifest blob
 ``<partition>/<kind>/.sync/<name>.json`` maps each file to its sha256 and size: a sync hashes the local
 files, reads the manifest and sends only the files whose hash differs, so a second machine with the same
 data sends nothing either. Files go in parallel on a bounded thread pool (``concurrency``), through
@@ -27,7 +27,6 @@ import logging
 import threading
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from archai_aml.errors import ConfigError
 from archai_aml.paths import KINDS
 from archai_aml.store import Store
 from archai_aml.store.base import check_blob_name, safe_blob_path
+from archai_aml.store.parallel import run_parallel
 
 __all__ = ["DATA_PARTITION", "SyncResult", "manifest_blob", "pull_dataset", "sync_dataset"]
 
@@ -109,11 +109,12 @@ def _split(dataset: str) -> tuple[str, str]:
     return kind, name
 
 
-def _read_manifest(store: Store, partition: str, kind: str, name: str) -> dict[str, dict[str, object]]:
+def _read_manifest(store: Store, partition: str, kind: str, name: str) -> dict[str, dict[str, object]] | None:
+    """The manifest's files (blob -> sha256 and size); None when the data set has no manifest yet."""
     try:
         data = json.loads(store.download_bytes(partition, kind, manifest_blob(name)))
     except FileNotFoundError:
-        return {}
+        return None
     files = data.get("files") if isinstance(data, dict) else None
     return dict(files) if isinstance(files, dict) else {}
 
@@ -164,7 +165,8 @@ def sync_dataset(
     else:
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             pending[f"{name}/{path.relative_to(folder).as_posix()}"] = path
-    manifest = _read_manifest(store, partition, kind, name)
+    stored = _read_manifest(store, partition, kind, name)
+    manifest = {} if stored is None else stored
     result = SyncResult(dataset=f"{kind}/{name}")
     todo: dict[str, Path | bytes] = {}
     for blob, source in pending.items():
@@ -219,7 +221,7 @@ def sync_dataset(
     stale = [b for b in manifest if b not in pending]
     for blob in stale:
         del manifest[blob]
-    if result.uploaded or stale or not manifest_known(store, partition, kind, name):
+    if result.uploaded or stale or stored is None:
         _write_manifest(store, partition, kind, name, manifest)
     log.info(
         "sync %s: %d sent (%d bytes), %d already there",
@@ -229,10 +231,6 @@ def sync_dataset(
         len(result.skipped),
     )
     return result
-
-
-def manifest_known(store: Store, partition: str, kind: str, name: str) -> bool:
-    return manifest_blob(name) in store.list_blobs(partition, kind, pattern=r"^\.sync/")
 
 
 def pull_dataset(
@@ -261,6 +259,5 @@ def pull_dataset(
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(store.download_bytes(partition, kind, blob))
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        list(pool.map(fetch, wanted))
+    run_parallel(fetch, wanted, max(1, concurrency), name="pull")
     return wanted
