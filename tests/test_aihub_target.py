@@ -86,6 +86,14 @@ def test_timed_out_profile_names_the_job(model: Path, tmp_path: Path) -> None:
         target.benchmark(conv, iterations=3)
     # inference (not profiling) still works on the same client
     assert target.run_batch(conv, _images(2)).shape == (2, 7, 8, 8)
+    inference = list(hub.jobs)[-1]
+    # the row names the jobs of its own step and model only: not the timed-out profile job
+    assert (
+        target.source("f1", conv) == f"Qualcomm AI Hub inference job(s) {inference} on {target.device_name}"
+    )
+    other = tmp_path / "other.onnx"
+    other.write_bytes(model.read_bytes())
+    assert target.source("benchmark", other).endswith("job(s) (none) on " + target.device_name)
 
 
 def test_unknown_device_and_token_handling(model: Path, tmp_path: Path, monkeypatch, caplog) -> None:

@@ -93,7 +93,8 @@ class AiHubTarget(Target):
         except (KeyError, ValueError) as exc:
             raise TargetError(f"bad aihub option: {exc}") from exc
         self.device_name = device
-        self._jobs: list[str] = []
+        #: (step, model path) -> AI Hub job ids of that step's latest figures, named in the row by source()
+        self._jobs: dict[tuple[str, Path], list[str]] = {}
         self.runtime = runtime
         self.timeout_s = timeout_s
         self.max_profiler_iterations = max_profiler_iterations
@@ -103,7 +104,7 @@ class AiHubTarget(Target):
     def source(self, step: str, model_path: Path) -> str:
         if step == "info":
             return "archai-aml's count over the ONNX graph sent to AI Hub (archai_aml.ort.info)"
-        jobs, self._jobs = self._jobs, []
+        jobs = self._jobs.pop((step, Path(model_path)), [])
         shown = ", ".join(jobs[:3]) + (f" and {len(jobs) - 3} more" if len(jobs) > 3 else "")
         kind = "profile" if step == "benchmark" else "inference"
         return f"Qualcomm AI Hub {kind} job(s) {shown or '(none)'} on {self.device_name}"
@@ -111,8 +112,6 @@ class AiHubTarget(Target):
     def _wait(self, job: Any, what: str) -> None:
         """Wait for ``job``; a failure or a timeout becomes a TargetError naming the job."""
         job_id = getattr(job, "job_id", "?")
-        if what in ("profile", "inference"):
-            self._jobs.append(str(job_id))  # named in the row's sources by source()
         try:
             status = job.wait(timeout=int(self.timeout_s))
         except TimeoutError as exc:
@@ -242,6 +241,7 @@ class AiHubTarget(Target):
             options=f"--max_profiler_iterations {n}",
             profile=True,
         )
+        self._jobs[("benchmark", Path(model_path))] = [str(job.job_id)]  # one job per benchmark run
         self._wait(job, "profile")
         profile = job.download_profile()
         summary = profile.get("execution_summary") if isinstance(profile, dict) else None
@@ -288,6 +288,7 @@ class AiHubTarget(Target):
             name=f"archai-aml inference {Path(model_path).stem}",
             profile=False,
         )
+        self._jobs.setdefault(("f1", Path(model_path)), []).append(str(job.job_id))  # a job per chunk
         self._wait(job, "inference")
         outputs = job.download_output_data()
         if not outputs:
