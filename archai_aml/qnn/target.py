@@ -123,6 +123,8 @@ class QnnTarget(Target):
         self.seed = seed
         self._sessions: dict[tuple[str, int, int], ort.InferenceSession] = {}
         self._pool: Any = None
+        self._htp_model: tuple[str, int, int] | None = None  # the file runs_on_htp last read, and its answer
+        self._htp_answer: bool | None = None
         self._pool_key: tuple[str, int, int] | None = None
         self._cpu: Any = None
 
@@ -285,9 +287,17 @@ class QnnTarget(Target):
         return f"onnxruntime-qnn {_qnn_version()} HTP backend ({where}) on {platform.node()}"
 
     def runs_on_htp(self, model_path: Path) -> bool:
-        """Whether :meth:`run_batch` runs the model on the HTP (quantized or EP-context) or the CPU (float)."""
-        model = onnx.load(str(model_path), load_external_data=False)
-        return any(n.op_type in _QUANTIZED_OPS for n in model.graph.node)
+        """Whether :meth:`run_batch` runs the model on the HTP (quantized or EP-context) or the CPU (float).
+        Read once per model file (run_batch asks for every chunk, source() once more)."""
+        stat = Path(model_path).stat()
+        key = (str(Path(model_path).resolve()), stat.st_mtime_ns, stat.st_size)
+        if self._htp_model != key or self._htp_answer is None:
+            model = onnx.load(str(model_path), load_external_data=False)
+            self._htp_model, self._htp_answer = (
+                key,
+                any(n.op_type in _QUANTIZED_OPS for n in model.graph.node),
+            )
+        return self._htp_answer
 
     def run_batch(self, model_path: Path, inputs: np.ndarray, *, batch_size: int = 1) -> np.ndarray:
         """The model's first output for ``inputs`` (N x C x H x W): on the HTP for a quantized model, on
