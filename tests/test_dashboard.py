@@ -9,7 +9,9 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -25,7 +27,7 @@ from archai_aml.plots import pareto_front
 from archai_aml.runner.counting import CountingStore
 from archai_aml.store import open_store
 from archai_aml.store.base import Store
-from tests.dashboard_helpers import seed_experiment
+from archai_aml.testing.dashboard import seed_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 EXP = "dash"
@@ -179,3 +181,26 @@ def test_the_command_names_the_extra_when_starlette_is_missing(tmp_path: Path) -
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     assert proc.returncode == 2 and "pip install 'archai-aml[dashboard]'" in proc.stderr, proc.stderr
+
+
+@pytest.mark.azure
+def test_a_refresh_sends_the_same_http_requests_for_10_and_60_rows_on_azurite(azurite: Any) -> None:
+    from archai_aml.runner.http_counter import HttpCounter
+    from archai_aml.runner.settings import runners_store
+    from archai_aml.runner.usage import usage_store
+
+    sent = {}
+    for rows in (10, 60):
+        counter = HttpCounter()
+        config = azurite.store_config(table_name=f"d{uuid.uuid4().hex[:10]}", container_name="dash")
+        with open_store(config, per_call_policies=[counter]) as store:
+            seed_experiment(store, EXP, rows)
+            tables = {"runners": runners_store(store), "usage": usage_store(store)}
+            read_snapshot(store, EXP, dead_after_s=60, **tables)
+            before = counter.total
+            assert len(read_snapshot(store, EXP, dead_after_s=60, **tables)["models"]) == rows
+            sent[rows] = counter.total - before
+            counter.counts.clear()
+            read_snapshot(store, EXP, dead_after_s=60, **tables)
+            assert set(counter.counts) == {"GET table"}  # reads only, no table creation once warm
+    assert sent[10] == sent[60]

@@ -20,6 +20,8 @@ from typing import Any
 
 from archai_aml.dashboard.snapshot import read_snapshot
 from archai_aml.errors import redact_secrets
+from archai_aml.runner.settings import runners_store
+from archai_aml.runner.usage import usage_store
 from archai_aml.store.base import Store
 from archai_aml.store.leases import utcnow
 
@@ -66,7 +68,13 @@ class Poller:
         self.default_experiment = default_experiment
         self.interval_s = max(0.05, float(interval_s))
         self.keep_s = keep_s
-        self._read = read or (lambda s, e: read_snapshot(s, e, dead_after_s=dead_after_s))
+        if read is None:
+            runners, usage = runners_store(store), usage_store(store)  # kept: one table client each
+
+            def read(s: Store, e: str) -> dict[str, Any]:
+                return read_snapshot(s, e, dead_after_s=dead_after_s, runners=runners, usage=usage)
+
+        self._read = read
         self._states: dict[str, State] = {}
         self._cond = threading.Condition()
         self._refresh_lock = threading.Lock()
@@ -131,7 +139,7 @@ class Poller:
                 else:
                     if state.outage is None:
                         log.warning(
-                            "dashboard: the store did not answer for %s: %s", experiment, outage["error"]
+                            "dashboard: the store does not answer for %s: %s", experiment, outage["error"]
                         )
                         outage["since"] = utcnow().isoformat()
                     else:

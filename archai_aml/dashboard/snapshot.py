@@ -228,22 +228,33 @@ def build_snapshot(
     }
 
 
-def read_snapshot(store: Store, experiment: str, *, dead_after_s: float) -> dict[str, Any]:
-    """One refresh of ``experiment``: a fixed number of store requests, whatever the number of rows."""
+def read_snapshot(
+    store: Store,
+    experiment: str,
+    *,
+    dead_after_s: float,
+    runners: Store | None = None,
+    usage: Store | None = None,
+) -> dict[str, Any]:
+    """One refresh of ``experiment``: a fixed number of store requests, whatever the number of rows.
+
+    ``runners`` and ``usage``: the heartbeat and usage tables (:func:`runners_store`, :func:`usage_store`
+    of ``store``), kept by a caller that refreshes often (a new Azure table client asks the service to
+    create its table on its first request)."""
     partitions = store.partitions()
     partner = partner_of(experiment, partitions)
     rows = store.query(experiment)
     partner_rows = store.query(partner) if partner else []
-    runners = runners_store(store)
+    runners = runners or runners_store(store)
     heartbeats = runners.query(experiment) + (runners.query(partner) if partner else [])
-    usage = utilization(usage_store(store))
+    days = utilization(usage or usage_store(store))
     return build_snapshot(
         experiment,
         partitions,
         rows,
         partner_rows,
         heartbeats,
-        usage,
+        days,
         partner=partner,
         dead_after_s=dead_after_s,
     )
