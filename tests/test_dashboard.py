@@ -64,6 +64,7 @@ def test_the_snapshot_shows_the_fleet_failures_usage_and_marks(seeded: Store) ->
     runners = {r["owner"]: r for r in snap["runners"]}
     assert not runners["hostA:1:aaaa"]["presumed_dead"] and runners["hostB:7:bbbb"]["presumed_dead"]
     assert [h["name"] for h in runners["hostA:1:aaaa"]["holds"]] == ["id_0002"]
+    # counted in the runner's own partition only (the training rows there were written on hostA too)
     assert runners["hostA:1:aaaa"]["done"] == 8 and runners["hostA:1:aaaa"]["failed"] == 1
     assert [(f["name"], f["error"]) for f in snap["failures"]] == [
         ("id_0001", "benchmark 1: the model did not load")

@@ -130,19 +130,19 @@ def _runners(
     heartbeats: list[Entity], rows: list[Entity], now: datetime, dead_after_s: float
 ) -> list[dict[str, Any]]:
     held: dict[str, list[dict[str, Any]]] = {}
-    done: Counter[str] = Counter()
-    failed: Counter[str] = Counter()
+    done: Counter[tuple[str, str]] = Counter()  # by (partition, node): a runner works on one partition
+    failed: Counter[tuple[str, str]] = Counter()
     for r in rows:
         expires = r.get("lease_expires")
         if r.get("lease_owner") and isinstance(expires, datetime) and expires > now:
             held.setdefault(str(r["lease_owner"]), []).append(
                 {"partition": str(r.get("partition")), "name": str(r["name"]), "expires": _iso(expires)}
             )
-        node = str(r.get("node") or "")
-        if node and r.get("status") == "complete":
-            done[node] += 1
-        elif node and (r.get("status") == "error" or r.get("error")):
-            failed[node] += 1
+        where = (str(r.get("partition")), str(r.get("node") or ""))
+        if where[1] and r.get("status") == "complete":
+            done[where] += 1
+        elif where[1] and (r.get("status") == "error" or r.get("error")):
+            failed[where] += 1
     out = []
     for hb in heartbeats:
         owner, node = str(hb["name"]), str(hb.get("node") or "")
@@ -160,8 +160,8 @@ def _runners(
                 "last_seen": _iso(hb.get("last_seen")),
                 "presumed_dead": not alive and state != "stopped",
                 "holds": held.get(owner, []),
-                "done": done[node],
-                "failed": failed[node],
+                "done": done[(str(hb.get("partition")), node)],
+                "failed": failed[(str(hb.get("partition")), node)],
             }
         )
     return out

@@ -46,7 +46,7 @@ def seed_experiment(store: Store, experiment: str, models: int, *, iterations: i
             experiment,
             name,
             {"status": "complete", "val_iou": 0.3 + 0.6 * ((i * 37) % 101) / 100, "iteration": iteration,
-             "epochs": 1.0, "batch": f"train_{iteration}"},
+             "epochs": 1.0, "batch": f"train_{iteration}", "node": "hostA"},
         )  # fmt: skip
         values: dict[str, object] = {
             "status": "complete",

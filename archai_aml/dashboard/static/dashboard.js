@@ -188,7 +188,10 @@
       return root;
     }
     const xs = f.points.map((p) => p.x), ys = f.points.map((p) => p.y);
-    const span = (v) => { let lo = Math.min(...v), hi = Math.max(...v); const pad = (hi - lo || Math.abs(hi) || 1) * 0.08; return [lo - pad, hi + pad]; };
+    const span = (v) => {  // the data's range and 8 % more, not below 0 when every value is positive
+      const lo = Math.min(...v), hi = Math.max(...v), pad = (hi - lo || Math.abs(hi) || 1) * 0.08;
+      return [lo >= 0 ? Math.max(0, lo - pad) : lo - pad, hi + pad];
+    };
     const [x0, x1] = span(xs), [y0, y1] = span(ys);
     const sx = (v) => L + ((v - x0) / (x1 - x0)) * (W - L - R);
     const sy = (v) => H - B - ((v - y0) / (y1 - y0)) * (H - T - B);
