@@ -5,6 +5,7 @@ conditional requests and the long poll) on the real Starlette application."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -205,3 +206,37 @@ def test_a_refresh_sends_the_same_http_requests_for_10_and_60_rows_on_azurite(az
             read_snapshot(store, EXP, dead_after_s=60, **tables)
             assert set(counter.counts) == {"GET table"}  # reads only, no table creation once warm
     assert sent[10] == sent[60]
+
+
+def test_predicted_and_simulated_figures_are_marked() -> None:
+    from archai_aml.dashboard.snapshot import figure_marks
+
+    row = {
+        "mean": 2.0,
+        "f1_1k": 0.8,
+        "val_iou": 0.5,
+        "sources": '{"f1_1k": "qnn HTP emulator on x86-64 (simulated)", "val_iou": "train.py, 1 epoch"}',
+    }
+    assert figure_marks(row) == {"f1_1k": "simulated"}
+    assert figure_marks({**row, "latency_source": "predicted"}) == {"f1_1k": "simulated", "mean": "predicted"}
+    assert figure_marks({**row, "latency_simulated": True})["mean"] == "simulated"
+    assert figure_marks({"mean": 1.0, "sources": '{"mean": "predicted by the cpu latency model"}'}) == {
+        "mean": "predicted"
+    }
+    assert figure_marks({"sources": "not json <script>"}) == {}  # unreadable sources: no marks, no error
+
+
+@pytest.mark.parametrize("ci", ["", "true"])
+def test_the_browser_tests_skip_without_chromium_and_fail_under_ci(ci: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env.update({"CHROMIUM_BIN": str(tmp_path / "no-chromium"), "PYTHONPATH": str(ROOT), "CI": ci})
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+         "tests/test_dashboard_browser.py", "-k", "hostile"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    if ci:
+        assert proc.returncode == 1 and "CI=true and the dashboard's browser tests cannot run" in proc.stdout
+    else:
+        assert proc.returncode == 0 and "1 skipped" in proc.stdout, proc.stdout[-2000:]
+        assert "no headless Chromium for the dashboard's browser tests: no chromium found" in proc.stdout

@@ -1,8 +1,9 @@
 """A headless Chromium for the dashboard's browser tests and benchmark: Debian's ``chromium`` driven by its
 ``chromium-driver`` through Selenium, with a new empty profile and no network of its own.
 
-:func:`find_chromium` says where the browser and its driver are (``CHROMIUM_BIN`` / ``CHROMEDRIVER_BIN``,
-else ``/usr/bin/chromium`` and ``/usr/bin/chromedriver``, else ``PATH``), or why none was found;
+:func:`find_chromium` says where the browser and its driver are (``CHROMIUM_BIN`` / ``CHROMEDRIVER_BIN`` when
+set, and then only there; else ``/usr/bin/chromium`` and ``/usr/bin/chromedriver``, else ``PATH``), or why
+none was found;
 :func:`headless_chromium` starts one (a context manager that quits it and deletes its profile).
 """
 
@@ -34,7 +35,10 @@ CHROMIUM_FLAGS = (
 
 
 def _which(env: str, default: str, names: tuple[str, ...]) -> Path | None:
-    for candidate in (os.environ.get(env), default, *(shutil.which(n) for n in names)):
+    """The executable named by ``env`` when it is set (and only it), else ``default``, else one on PATH."""
+    chosen = os.environ.get(env)
+    candidates = (chosen,) if chosen else (default, *(shutil.which(n) for n in names))
+    for candidate in candidates:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return Path(candidate)
     return None
