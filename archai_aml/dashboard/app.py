@@ -22,6 +22,9 @@ from __future__ import annotations
 import html
 import json
 import logging
+import threading
+import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -98,33 +101,60 @@ def create_app(poller: Poller, *, token: str | None = None, wait_s: float = 20.0
         )
         return HTMLResponse(body, headers=NO_CACHE)
 
-    def answer(state: State, request: Request) -> tuple[str, dict[str, Any]]:
-        x, y = request.query_params.get("x"), request.query_params.get("y")
-        mx, my = _flag(request, "mx", False), _flag(request, "my", True)
-        view = {
-            "poll_ms": poll_ms,
-            "outage": state.outage,
-            "data": state.data,
-            "front": front_view(state.data or {}, x, y, maximize_x=mx, maximize_y=my),
-        }
-        return f'"{digest([state.etag, x, y, mx, my])}"', view
+    fronts: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()  # the last views drawn
+    lock = threading.Lock()
+    models: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}  # model pages, per interval
+
+    def view_params(request: Request) -> tuple[str | None, str | None, bool, bool]:
+        q = request.query_params
+        return q.get("x"), q.get("y"), _flag(request, "mx", False), _flag(request, "my", True)
+
+    def view_etag(state: State, params: tuple[Any, ...]) -> str:
+        """The ETag of a view: the state's and the view's parameters (no front computed)."""
+        return f'"{digest([state.etag, *params])}"'
+
+    def front_of(state: State, params: tuple[str | None, str | None, bool, bool]) -> dict[str, Any]:
+        """The front of ``params`` for ``state``, computed once per state for all pages."""
+        key = (state.etag, *params)
+        with lock:
+            if key not in fronts:
+                x, y, mx, my = params
+                fronts[key] = front_view(state.data or {}, x, y, maximize_x=mx, maximize_y=my)
+                while len(fronts) > 32:
+                    fronts.popitem(last=False)
+            return fronts[key]
 
     async def api_state(request: Request) -> Response:
         try:
             experiment = _name(request, "experiment", default)
         except ValueError as exc:
             return _error(400, str(exc))
+        params = view_params(request)
         given = request.headers.get("if-none-match")
         if given and request.query_params.get("wait") == "1":
             state = await run_in_threadpool(
-                poller.wait, experiment, lambda s: answer(s, request)[0] != given, wait_s
+                poller.wait, experiment, lambda s: view_etag(s, params) != given, wait_s
             )
         else:
             state = await run_in_threadpool(poller.state, experiment)
-        etag, view = answer(state, request)
+        etag = view_etag(state, params)
         if etag == given:
             return Response(status_code=304, headers={"ETag": etag, **NO_CACHE})
+        front = await run_in_threadpool(front_of, state, params)
+        view = {"poll_ms": poll_ms, "outage": state.outage, "data": state.data, "front": front}
         return JSONResponse(view, headers={"ETag": etag, **NO_CACHE})
+
+    def model_of(experiment: str, name: str) -> dict[str, Any] | None:
+        """:func:`read_model`, read at most once per interval for all pages showing that model."""
+        now = time.monotonic()
+        cached = models.get((experiment, name))
+        if cached is not None and now - cached[0] < poller.interval_s:
+            return cached[1]
+        model = read_model(poller.store, experiment, name)
+        if len(models) > 256:
+            models.clear()
+        models[(experiment, name)] = (now, model)
+        return model
 
     async def api_model(request: Request) -> Response:
         try:
@@ -132,7 +162,7 @@ def create_app(poller: Poller, *, token: str | None = None, wait_s: float = 20.0
         except ValueError as exc:
             return _error(400, str(exc))
         try:
-            model = await run_in_threadpool(read_model, poller.store, experiment, name)
+            model = await run_in_threadpool(model_of, experiment, name)
         except Exception as exc:  # a store outage: say so, keep serving
             return _error(503, redact_secrets(f"the store did not answer: {type(exc).__name__}: {exc}"))
         if model is None:
