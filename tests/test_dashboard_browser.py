@@ -129,7 +129,7 @@ def test_a_small_search_seen_live_matches_its_pareto_json(tmp_path: Path, browse
 
 def test_hostile_strings_show_as_text_and_run_nothing(tmp_path: Path, browser: Any) -> None:
     store = open_store(StoreConfig(path=tmp_path / "store"))
-    seed_experiment(store, "hostile", 4)
+    seed_experiment(store, "hostile", 5)  # id_0004's latency is simulated
     store.create(
         "hostile", HOSTILE_ID, {"status": "error", "error": HOSTILE_ERROR, "note": HOSTILE_ERROR, "val_iou": 0.99,
                                 "iteration": 2},
@@ -160,6 +160,11 @@ def test_hostile_strings_show_as_text_and_run_nothing(tmp_path: Path, browser: A
             HOSTILE_ID,
         )
         assert HOSTILE_ID in browser.find_element("id", "tooltip").text
+        simulated = browser.execute_script(
+            "const c = document.querySelector('#front circle[data-name=\"id_0004\"]');"
+            "return [c.classList.contains('simulated'), c.querySelector('title').textContent]"
+        )
+        assert simulated[0] and "mean: " in simulated[1] and "(simulated)" in simulated[1]  # marked as such
         hrefs = browser.execute_script("return Array.from(document.links).map(a => a.getAttribute('href'))")
         assert hrefs and all(h.startswith("/") and not h.startswith("//") for h in hrefs), hrefs
         nothing_ran(browser, title)
