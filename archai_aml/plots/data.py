@@ -19,9 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from archai_aml.plots.pareto import numeric, pareto_front
-from archai_aml.store.base import Store
+from archai_aml.store.base import Entity, Store
 
-__all__ = ["F1_COLUMNS", "SearchRows", "from_output", "from_records", "from_store"]
+__all__ = [
+    "F1_COLUMNS",
+    "SearchRows",
+    "from_output",
+    "from_records",
+    "from_store",
+    "join_rows",
+    "number_iterations",
+]
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +176,28 @@ def _number_by_batch(rows: list[dict[str, Any]]) -> None:
         r["iteration"] = number[str(r.get("batch", ""))]
 
 
+def join_rows(answers: Iterable[Iterable[Entity]]) -> dict[str, dict[str, Any]]:
+    """The rows of several query answers joined by name (the first answer's columns win), in first-seen
+    order: the training rows of an experiment with the latency rows of ``<experiment>-latency``."""
+    joined: dict[str, dict[str, Any]] = {}
+    for answer in answers:
+        for row in answer:
+            merged = joined.setdefault(str(row["name"]), {})
+            for key, value in row.items():
+                merged.setdefault(key, value)
+    return joined
+
+
+def number_iterations(rows: list[dict[str, Any]]) -> None:
+    """Set every row's ``iteration``: its ``iteration`` column when every row has one (``search.py`` writes
+    it after each iteration), else numbered by training batch (see :func:`from_store`)."""
+    if rows and all(_iteration(r.get("iteration")) is not None for r in rows):
+        for r in rows:
+            r["iteration"] = _iteration(r["iteration"])
+    else:
+        _number_by_batch(rows)
+
+
 def from_store(
     store: Store,
     experiment: str,
@@ -188,12 +218,7 @@ def from_store(
     ordered by their first ``training_start``). F1 rows come from ``target_experiment`` when given, else
     from the joined rows that carry an F1 column.
     """
-    joined: dict[str, dict[str, Any]] = {}
-    for partition in (experiment, latency_experiment or f"{experiment}-latency"):
-        for row in store.query(partition):
-            merged = joined.setdefault(str(row["name"]), {})
-            for key, value in row.items():
-                merged.setdefault(key, value)
+    joined = join_rows(store.query(p) for p in (experiment, latency_experiment or f"{experiment}-latency"))
     rows = [
         r
         for r in joined.values()
@@ -203,11 +228,7 @@ def from_store(
         log.info(
             "from_store: %d rows without a training row or %s left out", len(joined) - len(rows), metric_key
         )
-    if rows and all(_iteration(r.get("iteration")) is not None for r in rows):
-        for r in rows:
-            r["iteration"] = _iteration(r["iteration"])
-    else:
-        _number_by_batch(rows)
+    number_iterations(rows)
     target_rows = list(store.query(target_experiment)) if target_experiment else None
     options.setdefault("x", latency_key)
     options.setdefault("y", metric_key)

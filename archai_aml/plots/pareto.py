@@ -153,13 +153,10 @@ def plot_experiment(
 
         plot_experiment(store, ["facesyn", "facesyn-latency"], x="mean", y="val_iou", path="front.png")
     """
+    from archai_aml.plots.data import join_rows  # data imports this module
+
     names = [experiment] if isinstance(experiment, str) else list(experiment)
-    joined: dict[str, dict[str, Any]] = {}
-    for name in names:
-        for row in store.query(name):
-            merged = joined.setdefault(str(row["name"]), {})
-            for key, value in row.items():
-                merged.setdefault(key, value)
+    joined = join_rows(store.query(name) for name in names)
     return plot_pareto(
         list(joined.values()), x, y, path, maximize_x=maximize_x, maximize_y=maximize_y, iteration=iteration,
         label="name", **kwargs,

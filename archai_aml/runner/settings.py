@@ -11,7 +11,7 @@ from archai_aml.config import ArchaiAmlConfig
 from archai_aml.store.base import Entity, Store
 from archai_aml.store.leases import utcnow
 
-__all__ = ["RunnerSettings", "alive_runners", "runners_store"]
+__all__ = ["RunnerSettings", "alive_runners", "runner_alive", "runners_store"]
 
 
 def runners_store(store: Store) -> Store:
@@ -22,16 +22,18 @@ def runners_store(store: Store) -> Store:
 def alive_runners(store: Store, experiment: str, *, within: float) -> list[Entity]:
     """Runners of ``experiment`` whose heartbeat is more recent than ``within`` seconds."""
     now = utcnow()
-    alive = []
-    for row in runners_store(store).query(experiment):
-        seen = row.get("last_seen")
-        if (
-            isinstance(seen, datetime)
-            and (now - seen).total_seconds() <= within
-            and row.get("state") != "stopped"
-        ):
-            alive.append(row)
-    return alive
+    return [row for row in runners_store(store).query(experiment) if runner_alive(row, now, within=within)]
+
+
+def runner_alive(row: Entity, now: datetime, *, within: float) -> bool:
+    """Whether a heartbeat row (of :func:`runners_store`) says its runner is alive: it beat less than
+    ``within`` seconds before ``now`` and did not say it stopped."""
+    seen = row.get("last_seen")
+    return (
+        isinstance(seen, datetime)
+        and (now - seen).total_seconds() <= within
+        and row.get("state") != "stopped"
+    )
 
 
 @dataclass

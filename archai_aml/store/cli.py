@@ -80,7 +80,7 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def _sort_key(value: Any) -> tuple[int, Any]:
+def sort_key(value: Any) -> tuple[int, Any]:
     """Missing values last; numbers before datetimes before strings (mixed columns still sort)."""
     if value is None:
         return (3, 0)
@@ -119,7 +119,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         names = _split(args.name) or None
         rows = store.query(experiment, status=_split(args.status) or None, names=names)
     if args.sort:
-        rows.sort(key=lambda r: _sort_key(r.get(args.sort)), reverse=args.desc)
+        rows.sort(key=lambda r: sort_key(r.get(args.sort)), reverse=args.desc)
     columns = table_columns(rows, _split(args.columns) or None)
     _out(format_table(rows, columns))
     _out(f"{len(rows)} row(s) in experiment {experiment!r} of table {store.table_name!r}")
@@ -315,4 +315,12 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_unlock)
 
 
-__all__ = ["format_table", "register", "reset_entity", "reset_values"]
+__all__ = [
+    "format_table",
+    "format_value",
+    "register",
+    "reset_entity",
+    "reset_values",
+    "sort_key",
+    "table_columns",
+]
