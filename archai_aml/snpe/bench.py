@@ -4,8 +4,10 @@ The configuration keys are those of the SDK's benchmarking page (Name, HostRootP
 DevicePath, Devices, HostName, Runs, Model{Name, Dlc, InputList, Data}, Runtimes, Measurements,
 PerfProfile, CpuFallback, BufferTypes, ProfilingLevel). Results land in
 ``<HostResultsDir>/latest_results/benchmark_stats_<Name>.csv``; a result column is named by runtime and
-measurement (``DSP_ub_tf8_timing``, ``CPU_timing``) and the value read is the one on the row whose first
-cell contains ``Total Inference Time`` (microseconds), as archai's SNPE scripts read it.
+measurement (``DSP_ub_tf8_timing``, ``CPU_timing``) and the value read is the one on the row that holds
+``Total Inference Time`` in *any* cell (microseconds), as archai's SNPE scripts read it ("the row that
+contains Total Inference Time"): the SDK's writer puts two empty cells before each data row, so the label
+sits in the third cell (issue 16's reading of the writer; no real results file was found to quote).
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def parse_bench_csv(path: Path, column: str) -> float:
             f"{Path(path).name} has no {column} column: did the {column.split('_')[0]} run fail?"
         )
     for row in rows:
-        if row and "Total Inference Time" in row[0] and len(row) > index:
+        if any("Total Inference Time" in cell for cell in row) and len(row) > index:
             try:
                 return float(row[index])
             except ValueError:
