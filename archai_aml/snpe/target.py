@@ -26,8 +26,6 @@ import logging
 import os
 import shlex
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
@@ -38,9 +36,9 @@ from tqdm.auto import tqdm
 
 from archai_aml.errors import TargetError
 from archai_aml.snpe.adb import AdbDevice
-from archai_aml.snpe.bench import bench_config, parse_bench_csv
+from archai_aml.snpe.bench import bench_config, parse_bench_csv, run_snpe_bench
 from archai_aml.snpe.sdk import SnpeSdk, find_sdk
-from archai_aml.snpe.tools import DlcInfo, first_error_line, onnx_io, parse_dlc_info, run_tool
+from archai_aml.snpe.tools import DlcInfo, onnx_io, parse_dlc_info, run_tool
 from archai_aml.targets.base import BenchmarkResult, ModelInfo, Target
 
 __all__ = ["SnpeTarget"]
@@ -369,33 +367,7 @@ class SnpeTarget(Target):
             )  # fmt: skip
             cfg_path = bench_dir / "config.json"
             cfg_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-            env = dict(self.sdk.env)
-            env["PATH"] = os.pathsep.join([str(Path(dev.adb).parent), env.get("PATH", "")])
-            env["PYTHONPATH"] = os.pathsep.join([str(self.sdk.bench.parent), env.get("PYTHONPATH", "")])
-            cmd = [sys.executable, str(self.sdk.bench_script), "-c", str(cfg_path)]
-            if self.sdk.generation >= 2:  # every 2.x example names the device OS (quic/qidk)
-                cmd += ["-t", "android-aarch64"]
-            try:
-                proc = subprocess.run(
-                    cmd,
-                    capture_output=True,
-                    text=True,
-                    env=env,
-                    cwd=bench_dir,
-                    check=False,
-                    timeout=self.bench_timeout_s,
-                )
-            except subprocess.TimeoutExpired as exc:
-                raise TargetError(
-                    f"snpe_bench.py did not finish in {self.bench_timeout_s:.0f} s on {dev.serial}"
-                ) from exc
-            if proc.returncode != 0:
-                raise TargetError(
-                    f"snpe_bench.py failed (exit {proc.returncode}): {first_error_line(proc.stdout + proc.stderr)}"
-                )
-            stats = Path(config["HostResultsDir"]) / "latest_results" / "benchmark_stats_model.csv"
-            if not stats.is_file():
-                raise TargetError(f"snpe_bench.py wrote no {stats}")
+            stats = run_snpe_bench(self.sdk, cfg_path, adb=dev.adb, timeout=self.bench_timeout_s)
             avg_us = parse_bench_csv(stats, column)
             keep = self._scratch() / f"benchmark_stats_{len(self._kept)}.csv"
             shutil.copyfile(stats, keep)
