@@ -117,7 +117,7 @@ class SnpeTarget(Target):
         self._infos: dict[tuple[str, int, int], DlcInfo] = {}
         self._scratch_dir: Path | None = None
         self._kept: list[Path] = []
-        log.info("SNPE %s (generation %d) at %s", self.sdk.version, self.sdk.generation, self.sdk.root)
+        log.info("SNPE %s at %s: %s", self.sdk.version, self.sdk.root, self.sdk.layout)
 
     # ---------------------------------------------------------------------------------------- helpers
     def _scratch(self) -> Path:
