@@ -186,15 +186,18 @@ def test_quantize_with_spaces_in_the_working_folder(tmp_path: Path, monkeypatch:
 
 
 @pytest.mark.parametrize("generation", [2, 1], ids=["snpe2", "snpe1"])
-def test_benchmark_finds_script_input_dims_and_csv_row(
-    generation: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Defects 2, 3, 6 and 9: benchmarks/SNPE/snpe_bench.py with -t on 2.x, the input from the 2.x input
-    section (2.x has no data layer), the Total Inference Time label in the third cell."""
-    sdk = _use(build_test_sdk(tmp_path / "sdk", generation=generation), monkeypatch)
+def test_bench_script_of_each_layout(generation: int, tmp_path: Path) -> None:
+    """Defect 2: benchmarks/SNPE/snpe_bench.py (2.x) or benchmarks/snpe_bench.py (1.x), named in the layout."""
+    sdk = build_test_sdk(tmp_path / "sdk", generation=generation)
     expected = "benchmarks/SNPE/snpe_bench.py" if generation == 2 else "benchmarks/snpe_bench.py"
     found = find_sdk(sdk.root)
     assert found.bench == sdk.root / expected and expected in found.layout
+
+
+def test_benchmark_on_snpe2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defects 3, 6 and 9 (2.x; test_snpe_target benchmarks 1.x too): -t for the 2.x script, the input from
+    the 2.x input section (2.x has no data layer), the Total Inference Time label in the third cell."""
+    _use(build_test_sdk(tmp_path / "sdk", generation=2), monkeypatch)
     target = SnpeTarget(device=SERIAL, progress=False)
     dlc = target.convert(_two_branch(tmp_path / "two.onnx"), tmp_path / "conv")
     result = target.benchmark(dlc, iterations=3)
