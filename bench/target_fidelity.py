@@ -15,7 +15,11 @@ Then, from what the runner stored:
 * ``context_reload_max_abs_diff``: the stored artifact reloaded in a fresh session (no compile) against
   the outputs of the session that compiled it (the same QDQ model compiled here, on the same images);
 * ``latency_simulated``: the row's flag (True on an x86-64 host: the HTP is the wheel's emulator);
-* ``emulated_images_per_s`` (``htp_images_per_s``): HTP throughput with 1 and ``--workers`` processes.
+* ``emulated_images_per_s`` (``htp_images_per_s``): HTP throughput with 1 and ``--workers`` processes;
+* ``f1_cpu_quantized``: the same model through the runner on the ``cpu`` target (its ``f1_1k``: the QDQ
+  model onnxruntime's CPU provider runs, same test images), ``f1_cpu_gap``: ``f1_float -
+  f1_cpu_quantized``, and ``host_int8_path``: the int8 kernel path of this host (VNNI or not), which the
+  cpu target's row names in its ``sources`` with the quantization settings.
 
     python bench/target_fidelity.py [--size 64] [--images 128] [--epochs 3] [--workers 2]
 """
@@ -23,6 +27,7 @@ Then, from what the runner stored:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import platform
@@ -43,6 +48,8 @@ from search_space import SegmentationSearchSpace  # noqa: E402
 
 from archai_aml.config import StoreConfig  # noqa: E402
 from archai_aml.data import open_dataset  # noqa: E402
+from archai_aml.ort.int8_path import host_int8_path  # noqa: E402
+from archai_aml.ort.target import OrtCpuTarget  # noqa: E402
 from archai_aml.qnn import QnnTarget  # noqa: E402
 from archai_aml.qnn.prepare import qnn_quantize  # noqa: E402
 from archai_aml.qnn.session import htp_session, providers_by_profiling  # noqa: E402
@@ -50,6 +57,7 @@ from archai_aml.runner import Runner, RunnerSettings  # noqa: E402
 from archai_aml.store import open_store  # noqa: E402
 
 EXP = "fidelity"
+EXP_CPU = "fidelity_cpu"
 ROW = "id_bench"
 
 
@@ -119,6 +127,17 @@ def main() -> int:
         if row.get("status") != "complete":
             print(f"the runner did not complete the row: {row.get('status')} {row.get('error')}")
             return 1
+
+        # the same model and test images through the runner on the cpu target
+        store.upload(EXP_CPU, ROW, onnx_path, blob_name="model.onnx")
+        store.create(EXP_CPU, ROW, {"status": "new", "shape": json.dumps(shape), "benchmark_only": False})
+        cpu_settings = dataclasses.replace(settings, experiment=EXP_CPU, working=tmp / "work_cpu")
+        Runner(store, OrtCpuTarget(intra_op_num_threads=1, progress=False), cpu_settings).run(once=True)
+        cpu_row = store.get(EXP_CPU, ROW) or {}
+        if cpu_row.get("status") != "complete":
+            print(f"the cpu runner did not complete the row: {cpu_row.get('status')} {cpu_row.get('error')}")
+            return 1
+        cpu_source = json.loads(cpu_row.get("sources") or "{}").get("f1_1k", "")
         art = store.download(EXP, ROW, tmp / "artifact", pattern=r"^quantized/")
         ctx = next(pth for pth in art if pth.name.endswith(".onnx"))
 
@@ -161,11 +180,17 @@ def main() -> int:
         store.close()
 
     f1_float, f1_htp = float(row["f1_onnx"]), float(row["f1_1k"])
+    f1_cpu = float(cpu_row["f1_1k"])
+    int8 = host_int8_path()
     result = {
         "f1_float": round(f1_float, 4),
         "f1_htp": round(f1_htp, 4),
         "f1_gap": round(f1_float - f1_htp, 4),
         "f1_converted_cpu": round(float(row["f1_1k_f"]), 4),
+        "f1_cpu_quantized": round(f1_cpu, 4),
+        "f1_cpu_gap": round(float(cpu_row["f1_onnx"]) - f1_cpu, 4),
+        "host_int8_path": int8.name,
+        "host_int8_saturation_prone": int8.saturation_prone,
         "cpu_fallback_nodes": cpu_fallback_nodes,
         "context_reload_max_abs_diff": reload_diff,
         "latency_simulated": bool(row.get("latency_simulated")),
@@ -190,6 +215,9 @@ def main() -> int:
         ),
         ("f1_gap", f"{f1_float - f1_htp:.4f}", "goal <= 0.05"),
         ("f1 converted (CPU)", f"{float(row['f1_1k_f']):.4f}", "QNN-preprocessed float model (f1_1k_f)"),
+        ("f1_cpu_quantized", f"{f1_cpu:.4f}", "cpu target's QDQ model, same images (its f1_1k)"),
+        ("f1_cpu_gap", f"{float(cpu_row['f1_onnx']) - f1_cpu:.4f}", "float F1 minus f1_cpu_quantized"),
+        ("host_int8_path", int8.name, cpu_source.split("; ", 1)[-1][:60]),
         ("cpu_fallback_nodes", str(cpu_fallback_nodes), f"profiled providers: {sorted(placed)}; goal 0"),
         ("context_reload_max_abs_diff", f"{reload_diff:.3g}", "reloaded artifact vs compiling session"),
         ("latency_simulated", str(result["latency_simulated"]), "row column (x86-64: emulated HTP)"),

@@ -9,9 +9,14 @@ its cloud, through the ``qai-hub`` client (the ``aihub`` extra).
   compile job of the QDQ model it returns: ``model.quant.aihub.zip``.
 * ``info``: MACs and parameters counted from the bundle's ONNX (AI Hub reports none), ``layers.csv``.
 * ``benchmark``: an inference job with ``profile=True`` and no inputs (qai-hub 0.56 deprecates
-  ``submit_profile_job`` for this); latency from the profile's ``execution_summary``:
-  ``all_inference_times`` (per iteration) where given, else ``estimated_inference_time``; both in
-  microseconds, reported in milliseconds.
+  ``submit_profile_job`` for this); from the profile's ``execution_summary`` (microseconds, reported in
+  milliseconds): the mean is AI Hub's own headline ``estimated_inference_time`` (on Qualcomm's sample
+  profiles it differs from the mean of the per-run times, first run included, about 2x), the median and
+  standard deviation come from ``all_inference_times``; the row's ``sources`` say which.
+* Downloads: ``Model.download(filename)`` appends the server file's suffix where ``filename`` lacks it
+  (qai-hub 0.56 ``api_utils._verify_download_path``; ONNX models are zipped: ``.onnx.zip``,
+  ``client.EXTENSIONS_BY_MODEL_TYPE``), so the path it returns is the one used, and a zipped ONNX is
+  unpacked (one ``.onnx`` file or folder at the zip's top, as ``util/zipped_model.unzip_model`` expects).
 * ``run_batch``: an inference job on a batch of images (``profile=False``), outputs downloaded.
 
 Authentication is the client's: ``~/.qai_hub/client.ini`` (``qai-hub configure``, or the file
@@ -27,6 +32,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import statistics
 import tempfile
 import zipfile
@@ -40,11 +46,41 @@ from archai_aml.errors import TargetError
 from archai_aml.snpe.tools import onnx_io
 from archai_aml.targets.base import BenchmarkResult, ModelInfo, Target
 
-__all__ = ["AiHubTarget", "hub_client"]
+__all__ = ["AiHubTarget", "download_model", "hub_client"]
 
 log = logging.getLogger(__name__)
 
 _EXTENSIONS = {"qnn_dlc": ".dlc", "tflite": ".tflite", "qnn_context_binary": ".bin", "onnx": ".onnx"}
+
+
+def download_model(model: Any, dst: Path) -> Path:
+    """``model.download(dst)`` into ``dst``'s folder; returns the file used: the client's path (it may
+    append the server's suffix, ``.onnx.zip`` for ONNX), a zipped ONNX unpacked to ``dst``."""
+    got = Path(model.download(str(dst)))
+    if got.suffix != ".zip":
+        return got
+    with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
+        root = Path(tmp).resolve()
+        with zipfile.ZipFile(got) as z:
+            for name in z.namelist():
+                if not (root / name).resolve().is_relative_to(root):
+                    raise TargetError(f"{got.name} holds {name!r}, outside its folder: refusing to unpack it")
+            z.extractall(root)
+        tops = sorted({Path(n).parts[0] for n in z.namelist() if Path(n).parts})
+        if len(tops) != 1 or not tops[0].endswith(".onnx"):
+            raise TargetError(f"{got.name} should hold one .onnx file or folder at its top, holds {tops}")
+        asset = root / tops[0]
+        if asset.is_dir():  # an ONNX folder: the model and its external data files
+            models = sorted(asset.glob("*.onnx"))
+            if len(models) != 1:
+                raise TargetError(f"{got.name}: {tops[0]}/ holds {len(models)} .onnx files, expected one")
+            for f in asset.iterdir():
+                if f != models[0]:
+                    shutil.move(str(f), dst.parent / f.name)
+            asset = models[0]
+        shutil.move(str(asset), dst)
+    got.unlink(missing_ok=True)
+    return dst
 
 
 def hub_client(api_token_env: str = "QAI_HUB_API_TOKEN") -> Any:
@@ -99,6 +135,7 @@ class AiHubTarget(Target):
         self.timeout_s = timeout_s
         self.max_profiler_iterations = max_profiler_iterations
         self._uploaded: dict[str, Any] = {}
+        self._figures: dict[Path, str] = {}  # benchmark: which profile figures the mean and spread are
 
     # ---------------------------------------------------------------------------------------- jobs
     def source(self, step: str, model_path: Path) -> str:
@@ -107,7 +144,9 @@ class AiHubTarget(Target):
         jobs = self._jobs.pop((step, Path(model_path)), [])
         shown = ", ".join(jobs[:3]) + (f" and {len(jobs) - 3} more" if len(jobs) > 3 else "")
         kind = "profile" if step == "benchmark" else "inference"
-        return f"Qualcomm AI Hub {kind} job(s) {shown or '(none)'} on {self.device_name}"
+        where = f"Qualcomm AI Hub {kind} job(s) {shown or '(none)'} on {self.device_name}"
+        figures = self._figures.pop(Path(model_path), None) if step == "benchmark" else None
+        return f"{where}; mean = {figures}" if figures else where
 
     def _wait(self, job: Any, what: str) -> None:
         """Wait for ``job``; a failure or a timeout becomes a TargetError naming the job."""
@@ -140,7 +179,7 @@ class AiHubTarget(Target):
 
     def _bundle(self, out: Path, target_model: Any, source_onnx: Path, meta: dict[str, Any]) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
-        compiled = Path(target_model.download(str(out.parent / f"compiled{_EXTENSIONS[self.runtime]}")))
+        compiled = download_model(target_model, out.parent / f"compiled{_EXTENSIONS[self.runtime]}")
         with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as z:
             z.write(compiled, "compiled" + _EXTENSIONS[self.runtime])
             z.write(source_onnx, "source.onnx")
@@ -199,7 +238,7 @@ class AiHubTarget(Target):
         qdq_model = qjob.get_target_model()
         if qdq_model is None:
             raise TargetError(f"AI Hub quantize job {qjob.job_id} succeeded but has no target model")
-        qdq = Path(qdq_model.download(str(output_dir / "model.qdq.onnx")))
+        qdq = download_model(qdq_model, output_dir / "model.qdq.onnx")
         cjob, target = self._compile(qdq_model, input_name, shape, f"compile {model_path.stem} (quantized)")
         meta = self._meta(input_name, shape, quantize=qjob.job_id, compile=cjob.job_id)
         return self._bundle(output_dir / "model.quant.aihub.zip", target, qdq, meta)
@@ -248,27 +287,29 @@ class AiHubTarget(Target):
         if not summary:
             raise TargetError(f"AI Hub profile job {job.job_id} returned no execution summary")
         times_us = [float(t) for t in summary.get("all_inference_times") or [] if t]
-        if not times_us:
-            est = summary.get("estimated_inference_time")
-            if not est:
-                raise TargetError(f"AI Hub profile job {job.job_id} has no inference time")
-            times_us = [float(est)]
-        samples = [t / 1000.0 for t in times_us]
+        est = summary.get("estimated_inference_time")
+        if not est and not times_us:
+            raise TargetError(f"AI Hub profile job {job.job_id} has no inference time")
+        mean_ms = float(est) / 1000.0 if est else statistics.fmean(times_us) / 1000.0
+        samples = [t / 1000.0 for t in times_us] or [mean_ms]
+        self._figures[Path(model_path)] = (
+            "estimated_inference_time" if est else "mean of all_inference_times"
+        ) + (f"; median and stdev over all_inference_times ({len(times_us)} runs)" if times_us else "")
         # where the figures came from: the job and device, beside each sample (uploaded with the row)
         fd, name = tempfile.mkstemp(prefix="aihub-profile-", suffix=".csv")
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(["run", "latency_ms", "job_id", "device", "source"])
-            source = "all_inference_times" if len(samples) > 1 else "estimated_inference_time"
+            source = "all_inference_times" if times_us else "estimated_inference_time"
             w.writerows([i, f"{s:.6f}", job.job_id, self.device_name, source] for i, s in enumerate(samples))
         log.info(
-            "AI Hub profile job %s on %s: %d inference times, mean %.3f ms",
-            job.job_id, self.device_name, len(samples), statistics.fmean(samples),
+            "AI Hub profile job %s on %s: estimated %.3f ms, %d inference times",
+            job.job_id, self.device_name, mean_ms, len(times_us),
         )  # fmt: skip
         return BenchmarkResult(
-            mean_ms=statistics.fmean(samples),
+            mean_ms=mean_ms,
             median_ms=statistics.median(samples),
-            stdev_ms=statistics.stdev(samples) if len(samples) > 1 else float("nan"),
+            stdev_ms=statistics.stdev(samples) if len(times_us) > 1 else float("nan"),
             samples_ms=samples,
             csv=Path(name),
         )

@@ -6,7 +6,9 @@ Conv+BatchNormalization so that the merged Conv gets quantized), then ``quantize
 format (``QuantizeLinear``/``DequantizeLinear`` pairs around each quantized operator).
 
 Defaults: activations and weights signed 8 bit (``QInt8``/``QInt8``, "S8S8", onnxruntime's default and
-its recommended first choice for QDQ), weights per output channel, MinMax calibration.
+its recommended first choice for QDQ), weights per output channel, MinMax calibration, and signed weights
+with ``reduce_range`` (7 bits) on every host, so that the non-VNNI x86 kernel cannot saturate and every
+host computes the same quantized outputs (see :mod:`archai_aml.ort.int8_path`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from onnxruntime.quantization import CalibrationDataReader
 from archai_aml.errors import TargetError
 from archai_aml.ort.info import load_onnx
 
-__all__ = ["BatchCalibrationReader", "preprocess_for_quantization", "quantize_qdq"]
+__all__ = ["BatchCalibrationReader", "default_reduce_range", "preprocess_for_quantization", "quantize_qdq"]
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,15 @@ def preprocess_for_quantization(model_path: Path, output_path: Path) -> Path:
     return output_path
 
 
+def default_reduce_range(weight_type: str) -> bool:
+    """Whether weights of ``weight_type`` are quantized with ``reduce_range`` by default: signed 8-bit
+    weights are (U8S8 saturation, :mod:`archai_aml.ort.int8_path`); unsigned ones (U8U8: a kernel without
+    int16 pair sums) are not."""
+    from archai_aml.ort.int8_path import INT8_WEIGHT_REDUCE_RANGE
+
+    return INT8_WEIGHT_REDUCE_RANGE and weight_type == "qint8"
+
+
 def quantize_qdq(
     model_path: Path,
     calibration: Iterable[np.ndarray],
@@ -117,8 +128,12 @@ def quantize_qdq(
     weight_type: str = "qint8",
     calibrate_method: str = "minmax",
     preprocess: bool = True,
+    reduce_range: bool | None = None,
 ) -> Path:
-    """Quantize ``model_path`` to a QDQ model at ``output_path`` calibrated on ``calibration`` batches."""
+    """Quantize ``model_path`` to a QDQ model at ``output_path`` calibrated on ``calibration`` batches.
+
+    ``reduce_range``: 7-bit weights; ``None`` (default) means :func:`default_reduce_range` of
+    ``weight_type`` (on for signed weights, on every host)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     if activation_type not in _QUANT_TYPES or weight_type not in _QUANT_TYPES:
@@ -159,6 +174,7 @@ def quantize_qdq(
             activation_type=qtype[activation_type],
             weight_type=qtype[weight_type],
             calibrate_method=method,
+            reduce_range=default_reduce_range(weight_type) if reduce_range is None else reduce_range,
         )
     except TargetError:
         raise

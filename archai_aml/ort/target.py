@@ -6,7 +6,9 @@
   to the CPU that ran them; a file saved with them may not load or may be slower on another machine, so it
   is not the default (onnxruntime applies them again at session creation anyway).
 * ``quantize``: ``quant_pre_process`` then static QDQ quantization (see :mod:`archai_aml.ort.quantize`)
-  into ``<output_dir>/model.quant.onnx``. Quantize the float ONNX export, not the converted model.
+  into ``<output_dir>/model.quant.onnx``; signed weights with ``reduce_range`` on every host, so that
+  onnxruntime's non-VNNI x86 kernel cannot saturate (:mod:`archai_aml.ort.int8_path`); the row's
+  ``sources`` name the settings and the host's int8 path. Quantize the float ONNX export, not the converted model.
 * ``info``: MACs and parameters counted from the ONNX graph (:mod:`archai_aml.ort.info`), with
   ``<output_dir>/layers.csv``.
 * ``benchmark``: one session with pinned thread counts, warm-up runs, then timed runs
@@ -31,7 +33,8 @@ from tqdm import tqdm
 
 from archai_aml.errors import TargetError
 from archai_aml.ort.info import load_onnx, onnx_model_info, write_layers_csv
-from archai_aml.ort.quantize import quantize_qdq
+from archai_aml.ort.int8_path import host_int8_path, quantization_note
+from archai_aml.ort.quantize import default_reduce_range, quantize_qdq
 from archai_aml.targets.base import BenchmarkResult, ModelInfo, Target
 
 __all__ = ["OrtCpuTarget"]
@@ -74,6 +77,7 @@ class OrtCpuTarget(Target):
         activation_type: str = "qint8",
         weight_type: str = "qint8",
         calibrate_method: str = "minmax",
+        reduce_range: bool | None = None,
         max_rounds: int = 3,
         stability_tolerance: float = 0.02,
         progress: bool = True,
@@ -93,6 +97,7 @@ class OrtCpuTarget(Target):
         self.activation_type = activation_type
         self.weight_type = weight_type
         self.calibrate_method = calibrate_method
+        self.reduce_range = default_reduce_range(weight_type) if reduce_range is None else reduce_range
         if max_rounds < 1 or stability_tolerance <= 0:
             raise TargetError("max_rounds must be >= 1 and stability_tolerance > 0")
         self.max_rounds = max_rounds
@@ -163,9 +168,16 @@ class OrtCpuTarget(Target):
     def source(self, step: str, model_path: Path) -> str:
         if step == "info":
             return "archai-aml's count over the ONNX graph (archai_aml.ort.info)"
-        return (
+        where = (
             f"onnxruntime {ort.__version__} CPUExecutionProvider on {platform.machine()} ({platform.node()})"
         )
+        if ".quant" in Path(model_path).name:  # what quantize() wrote: its settings and the host's int8 path
+            note = quantization_note(
+                per_channel=self.per_channel, weight_type=self.weight_type,
+                activation_type=self.activation_type, reduce_range=self.reduce_range,
+            )  # fmt: skip
+            return f"{where}; {note}"
+        return f"{where}; host {host_int8_path().describe()}"
 
     def close(self) -> None:
         """Drop the cached ``run_batch`` session."""
@@ -195,6 +207,7 @@ class OrtCpuTarget(Target):
             activation_type=self.activation_type,
             weight_type=self.weight_type,
             calibrate_method=self.calibrate_method,
+            reduce_range=self.reduce_range,
         )
 
     def info(self, model_path: Path, output_dir: Path) -> ModelInfo:

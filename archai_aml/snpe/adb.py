@@ -6,6 +6,16 @@ Layout on the device (under ``/data/local/tmp/archai_aml``): ``<arch>/bin`` (``s
 ``<arch>/.sdk_version`` that says which SDK version was pushed, and ``work/`` for models, inputs and
 outputs. A push that fails (``adb`` exits non-zero or prints ``error:``, as a flaky USB link does) is
 retried with a growing pause.
+
+Every value put into a device shell command (paths, the SDK's architecture folder name, the version) is
+quoted with :func:`shlex.quote`, whatever its origin: ``adb shell CMD`` hands ``CMD`` to the device's
+``sh``.
+
+Folders: ``adb push``/``pull`` copy a source folder *into* a destination that exists (as
+``dst/<name>``) and *as* a destination that does not (AOSP adb ``client/file_sync_client.cpp``,
+``do_sync_pull``: "If the destination path existed originally, the source directory should be copied as a
+child of the destination"); :meth:`AdbDevice.push` and :meth:`AdbDevice.pull` copy a folder's contents
+with ``src/.``, which lands in ``dst`` either way (Olive's SNPE adb helper: ``pull <ws>/output/. <local>``).
 """
 
 from __future__ import annotations
@@ -94,10 +104,11 @@ class AdbDevice:
         arg = f"{src}/." if src.is_dir() else str(src)
         self._retrying(f"adb push {src.name}", "push", arg, str(remote))
 
-    def pull(self, remote: PurePosixPath | str, local: Path | str) -> None:
-        """Copy a device file, or a folder's contents (``remote/.``), to the host."""
-        Path(local).mkdir(parents=True, exist_ok=True)
-        self._retrying(f"adb pull {remote}", "pull", str(remote), str(local))
+    def pull(self, remote: PurePosixPath | str, local: Path | str, *, folder: bool = True) -> None:
+        """Copy a device folder's contents (``remote/.``; ``folder=False``: a file) to ``local``."""
+        Path(local).parent.mkdir(parents=True, exist_ok=True)
+        src = f"{str(remote).rstrip('/')}/." if folder else str(remote)
+        self._retrying(f"adb pull {remote}", "pull", src, str(local))
 
     def shell(self, command: str, *, check: bool = True, timeout: float | None = None) -> str:
         """Run ``command`` in the device shell; returns its output (``check``: non-zero exit raises)."""
@@ -138,26 +149,28 @@ class AdbDevice:
         (the marker file); returns True if it pushed."""
         arch = self.arch_dir(sdk)
         marker = arch / ".sdk_version"
-        have = self.shell(f"cat {marker} 2>/dev/null || true", check=False).strip()
+        q = shlex.quote
+        have = self.shell(f"cat {q(str(marker))} 2>/dev/null || true", check=False).strip()
         if have == sdk.version:
             return False
         log.info("pushing SNPE %s (%s) to %s", sdk.version, sdk.device_arch, self.serial)
-        self.shell(f"rm -rf {arch} {self.dsp_dir} && mkdir -p {arch}/bin {arch}/lib {self.dsp_dir}")
+        a, dsp = q(str(arch)), q(str(self.dsp_dir))
+        self.shell(f"rm -rf {a} {dsp} && mkdir -p {q(str(arch / 'bin'))} {q(str(arch / 'lib'))} {dsp}")
         self.push(sdk.device_lib, arch / "lib")
         for folder in sdk.dsp_lib_dirs:
             self.push(folder, self.dsp_dir)
         for tool in sorted(sdk.device_bin.iterdir()):
             if tool.is_file():
                 self.push(tool, arch / "bin" / tool.name)
-        self.shell(f"chmod u+x {arch}/bin/* && echo {shlex.quote(sdk.version)} > {marker}")
+        self.shell(f"chmod u+x {q(str(arch / 'bin'))}/* && echo {q(sdk.version)} > {q(str(marker))}")
         return True
 
     def snpe_env(self, sdk: SnpeSdk) -> str:
         """The shell prefix that makes the pushed runtime usable (as the SDK's device docs do)."""
-        arch = self.arch_dir(sdk)
+        arch, q = self.arch_dir(sdk), shlex.quote
         return (
-            f"export SNPE_TARGET_ARCH={sdk.device_arch} && "
-            f"export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:{arch}/lib && "
-            f"export PATH=$PATH:{arch}/bin && "
-            f"export ADSP_LIBRARY_PATH='{self.dsp_dir};{_DSP_SYSTEM}'"
+            f"export SNPE_TARGET_ARCH={q(sdk.device_arch)} && "
+            f"export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:{q(str(arch / 'lib'))} && "
+            f"export PATH=$PATH:{q(str(arch / 'bin'))} && "
+            f"export ADSP_LIBRARY_PATH={q(f'{self.dsp_dir};{_DSP_SYSTEM}')}"
         )

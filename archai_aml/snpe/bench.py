@@ -4,19 +4,57 @@ The configuration keys are those of the SDK's benchmarking page (Name, HostRootP
 DevicePath, Devices, HostName, Runs, Model{Name, Dlc, InputList, Data}, Runtimes, Measurements,
 PerfProfile, CpuFallback, BufferTypes, ProfilingLevel). Results land in
 ``<HostResultsDir>/latest_results/benchmark_stats_<Name>.csv``; a result column is named by runtime and
-measurement (``DSP_ub_tf8_timing``, ``CPU_timing``) and the value read is the one on the row whose first
-cell contains ``Total Inference Time`` (microseconds), as archai's SNPE scripts read it.
+measurement (``DSP_ub_tf8_timing``, ``CPU_timing``) and the value read is the one on the row that holds
+``Total Inference Time`` in *any* cell (microseconds), as archai's SNPE scripts read it ("the row that
+contains Total Inference Time"): the SDK's writer puts two empty cells before each data row, so the label
+sits in the third cell (issue 16's reading of the writer; no real results file was found to quote).
 """
 
 from __future__ import annotations
 
 import csv
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from archai_aml.errors import TargetError
+from archai_aml.snpe.sdk import SnpeSdk
 
-__all__ = ["bench_config", "parse_bench_csv"]
+__all__ = ["bench_config", "parse_bench_csv", "run_snpe_bench"]
+
+
+def run_snpe_bench(sdk: SnpeSdk, config_path: Path, *, adb: str, timeout: float) -> Path:
+    """``python snpe_bench.py -c config.json`` (``-t android-aarch64`` on 2.x: every 2.x example names the
+    device OS, quic/qidk) in the SDK's environment with ``adb``'s folder on ``PATH``; returns the
+    ``latest_results/benchmark_stats_<Name>.csv`` it wrote."""
+    config = json.loads(Path(config_path).read_text(encoding="utf-8"))
+    env = dict(sdk.env)
+    env["PATH"] = os.pathsep.join([str(Path(adb).parent), env.get("PATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(sdk.bench.parent), env.get("PYTHONPATH", "")])
+    cmd = [sys.executable, str(sdk.bench_script), "-c", str(config_path)]
+    if sdk.generation >= 2:
+        cmd += ["-t", "android-aarch64"]
+    device = config["Devices"][0]
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=env, cwd=Path(config_path).parent, check=False,
+            timeout=timeout,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        raise TargetError(f"snpe_bench.py did not finish in {timeout:.0f} s on {device}") from exc
+    if proc.returncode != 0:
+        from archai_aml.snpe.tools import first_error_line
+
+        raise TargetError(
+            f"snpe_bench.py failed (exit {proc.returncode}): {first_error_line(proc.stdout + proc.stderr)}"
+        )
+    stats = Path(config["HostResultsDir"]) / "latest_results" / f"benchmark_stats_{config['Name']}.csv"
+    if not stats.is_file():
+        raise TargetError(f"snpe_bench.py wrote no {stats}")
+    return stats
 
 
 def bench_config(
@@ -67,7 +105,7 @@ def parse_bench_csv(path: Path, column: str) -> float:
             f"{Path(path).name} has no {column} column: did the {column.split('_')[0]} run fail?"
         )
     for row in rows:
-        if row and "Total Inference Time" in row[0] and len(row) > index:
+        if any("Total Inference Time" in cell for cell in row) and len(row) > index:
             try:
                 return float(row[index])
             except ValueError:

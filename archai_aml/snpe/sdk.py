@@ -9,7 +9,10 @@ decides the generation:
 
 Both have ``snpe-onnx-to-dlc`` and ``snpe-dlc-info`` on the host, ``bin/aarch64-android*/snpe-net-run`` and
 ``lib/aarch64-android*`` for the device, the Hexagon DSP skeleton libraries (``lib/dsp`` in 1.x,
-``lib/hexagon-v*/unsigned`` in 2.x) and ``benchmarks/snpe_bench.py``. The host environment is what
+``lib/hexagon-v*/unsigned`` in 2.x) and ``snpe_bench.py``: ``benchmarks/SNPE/snpe_bench.py`` in recent 2.x
+SDKs (quic/qidk's 2.x instructions run ``python $SNPE_ROOT/benchmarks/SNPE/snpe_bench.py``),
+``benchmarks/snpe_bench.py`` in 1.x (archai's SNPE 1.x scripts import it from ``$SNPE_ROOT/benchmarks``);
+both places are looked in and the one found is named in :attr:`SnpeSdk.layout`. The host environment is what
 ``bin/envsetup.sh`` exports: ``SNPE_ROOT``, ``PYTHONPATH`` += ``lib/python``, ``PATH`` +=
 ``bin/x86_64-linux-clang``, ``LD_LIBRARY_PATH`` += ``lib/x86_64-linux-clang``. ``ANDROID_NDK_ROOT`` is
 only needed to build native apps against the SDK; it is passed through when set.
@@ -39,6 +42,7 @@ class SnpeSdk:
     version: str
     device_arch: str
     dsp_lib_dirs: tuple[Path, ...]
+    bench: Path
     env: dict[str, str] = field(repr=False, compare=False)
 
     @property
@@ -59,7 +63,13 @@ class SnpeSdk:
 
     @property
     def bench_script(self) -> Path:
-        return self.root / "benchmarks" / "snpe_bench.py"
+        return self.bench
+
+    @property
+    def layout(self) -> str:
+        """Which SDK layout was found, in a few words (for logs and the row's ``sources``)."""
+        quant = "+".join(self.quantize_tools)
+        return f"SNPE {self.generation}.x layout ({quant}, {self.bench.relative_to(self.root)}, {self.device_arch})"
 
     def tool(self, name: str) -> Path:
         """A host tool of the SDK (``snpe-onnx-to-dlc``...), checked to exist."""
@@ -129,10 +139,16 @@ def find_sdk(root: str | os.PathLike[str] | None = None, *, environ: dict[str, s
         raise TargetError(
             f"SNPE_ROOT={path} has no device runner: expected {path / 'bin' / arch}/snpe-net-run"
         )
+    benches = [path / "benchmarks" / "SNPE" / "snpe_bench.py", path / "benchmarks" / "snpe_bench.py"]
+    bench = next((b for b in benches if b.is_file()), None)
+    if bench is None:
+        raise TargetError(
+            f"SNPE_ROOT={path} has no snpe_bench.py: expected {benches[0]} (SNPE 2.x) or {benches[1]} (1.x)"
+        )
     dsp = [path / "lib" / "dsp"] if (path / "lib" / "dsp").is_dir() else []
     dsp += sorted(p for p in (path / "lib").glob("hexagon-v*/unsigned") if p.is_dir())
     env = _host_env(path, env_in)
-    return SnpeSdk(path, generation, _sdk_version(path), arch, tuple(dsp), env)
+    return SnpeSdk(path, generation, _sdk_version(path), arch, tuple(dsp), bench, env)
 
 
 def _host_env(root: Path, env_in: dict[str, str]) -> dict[str, str]:

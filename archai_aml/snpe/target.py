@@ -3,15 +3,18 @@
 * ``convert``: ``snpe-onnx-to-dlc -i m.onnx -o model.dlc -d <input> N,C,H,W --input_layout <input> NCHW
   --out_node <output>`` (input name and dims read from the ONNX model).
 * ``quantize``: converts the float ONNX first if given one, writes the calibration images as raw float32
-  NHWC files (the DLC's input layout) with an input list, then ``snpe-dlc-quant`` +
+  NHWC files (the DLC's input layout) named by hash into a space-free temporary folder, with an input
+  list of their paths (the format splits lines on spaces), then ``snpe-dlc-quant`` +
   ``snpe-dlc-graph-prepare`` (SNPE 2.x; ``--htp_socs`` when set) or ``snpe-dlc-quantize
   --use_enhanced_quantizer`` (SNPE 1.x) into ``model.quant.dlc``.
 * ``info``: ``snpe-dlc-info -i model.dlc -s layers.csv``: MACs and parameters from its totals.
 * ``run_batch``: on the device, ``snpe-net-run`` over an input list of raw NHWC files (``--use_dsp`` for
   a quantized DLC, the CPU for a float one), in runs of ``inputs_per_run`` inputs; ``output/Result_<i>/
   <tensor>.raw`` is matched to line ``i`` of the input list and returned NCHW.
-* ``benchmark``: ``benchmarks/snpe_bench.py -c config.json`` from a generated config (one random input,
-  ``Runs`` = iterations); its ``benchmark_stats_<name>.csv`` gives the average total inference time.
+* ``benchmark``: ``snpe_bench.py -c config.json`` (``-t android-aarch64`` on 2.x; the script where the SDK
+  has it: ``benchmarks/SNPE/`` in 2.x, ``benchmarks/`` in 1.x) from a generated config (one random input
+  of the input section's dims, ``Runs`` = iterations); its ``benchmark_stats_<name>.csv`` gives the
+  average total inference time, on the row labelled ``Total Inference Time`` wherever the label sits.
 """
 
 from __future__ import annotations
@@ -21,9 +24,8 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
@@ -34,9 +36,9 @@ from tqdm.auto import tqdm
 
 from archai_aml.errors import TargetError
 from archai_aml.snpe.adb import AdbDevice
-from archai_aml.snpe.bench import bench_config, parse_bench_csv
+from archai_aml.snpe.bench import bench_config, parse_bench_csv, run_snpe_bench
 from archai_aml.snpe.sdk import SnpeSdk, find_sdk
-from archai_aml.snpe.tools import DlcInfo, first_error_line, onnx_io, parse_dlc_info, run_tool
+from archai_aml.snpe.tools import DlcInfo, onnx_io, parse_dlc_info, run_tool
 from archai_aml.targets.base import BenchmarkResult, ModelInfo, Target
 
 __all__ = ["SnpeTarget"]
@@ -44,6 +46,17 @@ __all__ = ["SnpeTarget"]
 log = logging.getLogger(__name__)
 
 Runtime = Literal["auto", "dsp", "cpu", "gpu"]
+
+
+def _space_free_tmp() -> str:
+    """A temporary folder whose path has no whitespace (the SNPE input-list format splits on spaces)."""
+    for candidate in (tempfile.gettempdir(), "/tmp", "/var/tmp"):
+        if not any(c.isspace() for c in candidate) and os.path.isdir(candidate):
+            return candidate
+    raise TargetError(
+        f"no temporary folder without spaces for SNPE input lists (TMPDIR={tempfile.gettempdir()!r}): "
+        "set TMPDIR to a folder whose path has no spaces"
+    )
 
 
 def write_raw_nhwc(images: np.ndarray, folder: Path, layout: str, prefix: str = "input") -> list[Path]:
@@ -104,7 +117,7 @@ class SnpeTarget(Target):
         self._infos: dict[tuple[str, int, int], DlcInfo] = {}
         self._scratch_dir: Path | None = None
         self._kept: list[Path] = []
-        log.info("SNPE %s (generation %d) at %s", self.sdk.version, self.sdk.generation, self.sdk.root)
+        log.info("SNPE %s at %s: %s", self.sdk.version, self.sdk.root, self.sdk.layout)
 
     # ---------------------------------------------------------------------------------------- helpers
     def _scratch(self) -> Path:
@@ -125,7 +138,15 @@ class SnpeTarget(Target):
             return f"snpe-dlc-info ({sdk})"
         runtime = "DSP" if self._use_dsp(Path(model_path)) else ("GPU" if self.runtime == "gpu" else "CPU")
         tool = "snpe_bench.py" if step == "benchmark" else "snpe-net-run"
-        return f"{tool} ({sdk}, {runtime}) on device {self.serial or '(no serial)'} over adb"
+        where = (
+            f"{tool} ({sdk}, {self.sdk.layout}, {runtime}) on device {self.serial or '(no serial)'} over adb"
+        )
+        if step == "benchmark":
+            where += (
+                "; mean = the Total Inference Time average of benchmark_stats_<name>.csv (us); "
+                "the CSV's per-run figures are not read (layout undocumented): median and stdev not measured"
+            )
+        return where
 
     def device(self) -> AdbDevice:
         """The attached device, with the SDK's runtime pushed (once per SDK version)."""
@@ -183,15 +204,25 @@ class SnpeTarget(Target):
         dlc = Path(model_path)
         if dlc.suffix == ".onnx":
             dlc = self.convert(dlc, output_dir / "float")
+        # the input list format splits a line on spaces (``name:=path name2:=path2``): every path in it
+        # lies in a space-free folder of this target's own, each file named by the hash of its content
+        calibration_dir = Path(tempfile.mkdtemp(prefix="snpe-cal-", dir=_space_free_tmp()))
+        try:
+            return self._quantize(dlc, calibration, calibration_dir, output_dir)
+        finally:
+            shutil.rmtree(calibration_dir, ignore_errors=True)
+
+    def _quantize(self, dlc: Path, calibration: Iterable[np.ndarray], folder: Path, output_dir: Path) -> Path:
         raws: list[Path] = []
         for b, batch in enumerate(calibration):
-            raws += write_raw_nhwc(
-                np.asarray(batch), output_dir / "calibration", self.input_layout, f"cal{b}"
-            )
+            for path in write_raw_nhwc(np.asarray(batch), folder, self.input_layout, f"cal{b}"):
+                named = folder / f"{hashlib.sha256(path.read_bytes()).hexdigest()[:20]}.raw"
+                path.replace(named)
+                raws.append(named)
         if not raws:
             raise TargetError("quantization needs calibration images; the calibration source gave none")
-        input_list = output_dir / "calibration" / "input_list.txt"
-        input_list.write_text("".join(f"{p.resolve()}\n" for p in raws), encoding="utf-8")
+        input_list = folder / "input_list.txt"
+        input_list.write_text("".join(f"{p}\n" for p in raws), encoding="utf-8")
         out = output_dir / "model.quant.dlc"
         common = ["--input_dlc", str(dlc), "--input_list", str(input_list)]
         if self.sdk.generation >= 2:
@@ -240,7 +271,7 @@ class SnpeTarget(Target):
         digest = hashlib.sha256(dlc.read_bytes()).hexdigest()[:16]
         if digest not in self._pushed:
             remote = dev.work_dir / "models" / f"{digest}.dlc"
-            dev.shell(f"mkdir -p {remote.parent}")
+            dev.shell(f"mkdir -p {shlex.quote(str(remote.parent))}")
             dev.push(dlc, remote)
             self._pushed[digest] = remote
         return self._pushed[digest]
@@ -282,15 +313,16 @@ class SnpeTarget(Target):
         run = dev.work_dir / "run"
         lines = [str(run / "inputs" / f.name) for f in files]
         (local / "input_list.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        dev.shell(f"rm -rf {run} && mkdir -p {run}/inputs")
+        q = shlex.quote
+        dev.shell(f"rm -rf {q(str(run))} && mkdir -p {q(str(run / 'inputs'))}")
         dev.push(local / "inputs", run / "inputs")
         dev.push(local / "input_list.txt", run / "input_list.txt")
         cmd = [
             "snpe-net-run", "--container", str(remote_model), "--input_list", "input_list.txt",
             "--output_dir", "output", *self._runtime_flag(dlc),
         ]  # fmt: skip
-        dev.shell(f"{dev.snpe_env(self.sdk)} && cd {run} && {' '.join(cmd)}")
-        dev.pull(run / "output", local / "output")
+        dev.shell(f"{dev.snpe_env(self.sdk)} && cd {q(str(run))} && {shlex.join(cmd)}")
+        dev.pull(run / "output", local / "output")  # the folder's contents into local/output
         outputs = []
         for i, f in enumerate(files):
             folder = local / "output" / f"Result_{i}"
@@ -316,7 +348,13 @@ class SnpeTarget(Target):
         dev = self.device()
         bench_dir = Path(tempfile.mkdtemp(prefix="snpe-bench-"))
         try:
-            input_dims = info.layers[0].out_dims
+            inputs = info.input_tensors()  # 2.x: the input section; 1.x: the data layer
+            if len(inputs) != 1 or not inputs[0].dims:
+                raise TargetError(
+                    f"snpe-dlc-info of {dlc.name} shows {len(inputs)} input(s) with dims "
+                    f"{[t.dims for t in inputs]}: the snpe target benchmarks models with one input"
+                )
+            input_dims = inputs[0].dims
             rng = np.random.default_rng(self.seed)
             data = bench_dir / "data"
             data.mkdir()
@@ -329,33 +367,7 @@ class SnpeTarget(Target):
             )  # fmt: skip
             cfg_path = bench_dir / "config.json"
             cfg_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-            env = dict(self.sdk.env)
-            env["PATH"] = os.pathsep.join([str(Path(dev.adb).parent), env.get("PATH", "")])
-            env["PYTHONPATH"] = os.pathsep.join(
-                [str(self.sdk.root / "benchmarks"), env.get("PYTHONPATH", "")]
-            )
-            cmd = [sys.executable, str(self.sdk.bench_script), "-c", str(cfg_path)]
-            try:
-                proc = subprocess.run(
-                    cmd,
-                    capture_output=True,
-                    text=True,
-                    env=env,
-                    cwd=bench_dir,
-                    check=False,
-                    timeout=self.bench_timeout_s,
-                )
-            except subprocess.TimeoutExpired as exc:
-                raise TargetError(
-                    f"snpe_bench.py did not finish in {self.bench_timeout_s:.0f} s on {dev.serial}"
-                ) from exc
-            if proc.returncode != 0:
-                raise TargetError(
-                    f"snpe_bench.py failed (exit {proc.returncode}): {first_error_line(proc.stdout + proc.stderr)}"
-                )
-            stats = Path(config["HostResultsDir"]) / "latest_results" / "benchmark_stats_model.csv"
-            if not stats.is_file():
-                raise TargetError(f"snpe_bench.py wrote no {stats}")
+            stats = run_snpe_bench(self.sdk, cfg_path, adb=dev.adb, timeout=self.bench_timeout_s)
             avg_us = parse_bench_csv(stats, column)
             keep = self._scratch() / f"benchmark_stats_{len(self._kept)}.csv"
             shutil.copyfile(stats, keep)
@@ -366,7 +378,8 @@ class SnpeTarget(Target):
         log.info(
             "snpe_bench %s on %s (%s): average total inference %.3f ms", dlc.name, dev.serial, column, mean_ms
         )
-        # snpe_bench reports an average over its runs, no median or spread: those stay NaN (not measured);
+        # snpe_bench's CSV gives the average over its runs; no per-run figures are read from it (their
+        # layout is not documented): median and spread stay NaN (not measured), and source() says so;
         # the row's stdev comes from repeated benchmark runs, as for every target
         nan = float("nan")
         return BenchmarkResult(mean_ms=mean_ms, median_ms=nan, stdev_ms=nan, samples_ms=[mean_ms], csv=keep)

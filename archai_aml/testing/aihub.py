@@ -7,9 +7,22 @@
 that never finishes, as the client raises after ``timeout`` seconds); profiles are built with the client's
 own ``_profile_pb_to_python_dict`` from a ``ProfileDetail`` protobuf (as qai-hub's tests do).
 
-What runs is real: a compile job's target model is the ONNX model itself (the "device" runs ONNX), a
-quantize job quantizes with onnxruntime's static QDQ quantization on the calibration data, inference jobs
-run onnxruntime on the CPU and profile jobs time it (microseconds, as AI Hub reports).
+What runs is real: a quantize job quantizes with onnxruntime's static QDQ quantization on the calibration
+data, inference jobs run onnxruntime on the CPU and profile jobs time it (microseconds, as AI Hub
+reports).
+
+Models are files as the Hub serves them (qai-hub 0.56): an ONNX model is served zipped, ``<name>.onnx.zip``
+holding one ``<name>.onnx`` at its top (``client.EXTENSIONS_BY_MODEL_TYPE``: ONNX is a
+``ZIPPABLE_MODEL_TYPE``; ``util/zipped_model.zip_model`` of a single file), a compile job's target model
+has its runtime's suffix: ``.dlc`` for ``--target_runtime qnn_dlc``, ``.bin`` for
+``qnn_context_binary``, ``.tflite``, ``.onnx.zip`` for ``onnx`` (a real DLC or context binary is
+Qualcomm's own binary format: here it is a zip holding the ONNX model the "device" runs, with a
+``FAKE-QNN`` marker; clients treat it as opaque bytes). ``Model.download(filename)`` writes to
+``filename`` with the server file's suffixes appended where ``filename`` does not already end with them,
+or into ``filename/<server name>`` for a folder (``api_utils._verify_download_path``), and returns that
+path. The profile's ``estimated_inference_time`` is the median of the per-run times here; how AI Hub
+computes it is not documented (on its sample profiles it is about half the mean of
+``all_inference_times``).
 
 Faults: ``fail_compile="message"`` makes compile jobs end FAILED; ``stuck={"profile"}`` (or
 ``"inference"``, ``"compile"``, ``"quantize"``) makes those jobs never finish.
@@ -17,10 +30,12 @@ Faults: ``fail_compile="message"`` makes compile jobs end FAILED; ``stuck={"prof
 
 from __future__ import annotations
 
+import io
 import itertools
 import tempfile
 import time
 import warnings
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -32,17 +47,65 @@ __all__ = ["FakeHub"]
 DEVICES = ("Samsung Galaxy S24 (Family)", "Samsung Galaxy S23 (Family)", "Snapdragon X Elite CRD")
 
 
-class FakeModel:
-    """A ``qai_hub.Model``: ``model_id``, ``name``, ``download(filename)``."""
+_RUNTIME_SUFFIX = {"qnn_dlc": ".dlc", "qnn_context_binary": ".bin", "tflite": ".tflite", "onnx": ".onnx.zip"}
 
-    def __init__(self, model_id: str, data: bytes, name: str = "") -> None:
+
+def _suffixes(name: str) -> str:
+    return "".join(Path(name).suffixes)
+
+
+def _packed(onnx_bytes: bytes, server_name: str) -> bytes:
+    """The bytes the Hub serves for a model of ``server_name``'s type holding ``onnx_bytes``."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        if server_name.endswith(".onnx.zip"):
+            z.writestr(server_name.removesuffix(".zip"), onnx_bytes)
+        else:
+            z.writestr("FAKE-QNN", "a stand-in compiled model: the ONNX it runs is model.onnx")
+            z.writestr("model.onnx", onnx_bytes)
+    return buf.getvalue()
+
+
+def _unpacked(data: bytes, name: str) -> bytes:
+    """The ONNX model inside what :func:`_packed` made (or ``data`` itself for a plain ``.onnx``)."""
+    if name.endswith(".onnx") and not name.endswith(".zip"):
+        return data
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        onnx_names = [n for n in z.namelist() if n.endswith(".onnx")]
+        if len(onnx_names) != 1:
+            raise ValueError(f"{name} holds no single ONNX model ({z.namelist()})")
+        return z.read(onnx_names[0])
+
+
+class FakeModel:
+    """A ``qai_hub.Model``: ``model_id``, ``name``, ``download(filename)``; ``server_name`` is the file the
+    Hub serves (its suffix says the model type)."""
+
+    def __init__(
+        self, model_id: str, onnx_bytes: bytes, name: str = "", server_name: str = "model.onnx.zip"
+    ) -> None:
         self.model_id = model_id
         self.name = name
-        self.data = data
+        self.server_name = server_name
+        self.onnx = onnx_bytes
+        self.data = (
+            _packed(onnx_bytes, server_name)
+            if server_name.endswith(".zip") or not server_name.endswith(".onnx")
+            else onnx_bytes
+        )
 
     def download(self, filename: str, timeout: int | None = None) -> str:
-        Path(filename).write_bytes(self.data)
-        return filename
+        """qai-hub 0.56 ``Model.download`` -> ``api_utils._verify_download_path``: into a folder under the
+        server's name, else ``filename`` with the server's suffixes appended unless it ends with them."""
+        dst = Path(filename).expanduser()
+        if dst.is_dir():
+            dst = dst / self.server_name
+        elif not str(dst).endswith(_suffixes(self.server_name)):
+            dst = Path(str(dst) + _suffixes(self.server_name))
+        if not dst.parent.exists():
+            raise ValueError(f"Download directory '{dst.parent}' does not exist.")
+        dst.write_bytes(self.data)
+        return str(dst)
 
 
 class FakeJob:
@@ -118,16 +181,17 @@ class FakeHub:
         self._model_ids = itertools.count(1)
 
     # ----------------------------------------------------------------------------------------- helpers
-    def _model(self, data: bytes, name: str = "") -> FakeModel:
-        m = FakeModel(f"m{next(self._model_ids):08x}", data, name)
+    def _model(self, onnx_bytes: bytes, name: str = "", server_name: str = "model.onnx.zip") -> FakeModel:
+        m = FakeModel(f"m{next(self._model_ids):08x}", onnx_bytes, name, server_name)
         self.models[m.model_id] = m
         return m
 
     def _bytes(self, model: Any) -> bytes:
+        """The ONNX model a Model or a file (``.onnx``, or a compiled ``.dlc``/``.bin`` of this hub) holds."""
         if isinstance(model, FakeModel):
-            return model.data
+            return model.onnx
         if isinstance(model, (str, Path)):
-            return Path(model).read_bytes()
+            return _unpacked(Path(model).read_bytes(), Path(model).name)
         raise TypeError(f"model must be a Model or a path, got {type(model).__name__}")
 
     def _device(self, device: Any) -> Any:
@@ -161,7 +225,9 @@ class FakeHub:
         return [qai_hub.Device(n) for n in DEVICES if not name or n == name]
 
     def upload_model(self, model: Any, name: str | None = None) -> FakeModel:
-        return self._model(self._bytes(model), name or "")
+        suffix = _suffixes(Path(str(model)).name) if isinstance(model, (str, Path)) else ".onnx"
+        server = "model" + (".onnx.zip" if suffix.endswith(".onnx") else suffix)
+        return self._model(self._bytes(model), name or "", server)
 
     def get_job(self, job_id: str) -> FakeJob:
         return self.jobs[job_id]
@@ -178,6 +244,8 @@ class FakeHub:
         retry: bool = True,
         project: Any = None,
     ) -> FakeJob:
+        import qai_hub
+
         device = self._device(device)
         data = self._bytes(model)
         sess = self._session(data)  # an invalid model fails at submission, as the upload would
@@ -189,8 +257,12 @@ class FakeHub:
                 )
         if "--target_runtime" not in options:
             raise ValueError("options must choose --target_runtime")
+        runtime = options.split("--target_runtime", 1)[1].split()[0]
+        if runtime not in _RUNTIME_SUFFIX:
+            raise qai_hub.UserError(f"unknown --target_runtime {runtime}")
+        server = "model" + _RUNTIME_SUFFIX[runtime]
         return self._job(
-            FakeJob(self, "compile", name, lambda: self._model(data, f"{name} (compiled)"), device)
+            FakeJob(self, "compile", name, lambda: self._model(data, f"{name} (compiled)", server), device)
         )
 
     def submit_quantize_job(

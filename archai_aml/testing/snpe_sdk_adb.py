@@ -54,7 +54,13 @@ class _Device:
 
 
 def _copy_into(src: Path, dst: Path, contents: bool) -> int:
-    """Copy a file or a folder (its contents with ``contents``) to ``dst``; returns files copied."""
+    """Copy a file or a folder (its contents with ``contents``) to ``dst``; returns files copied.
+
+    A folder lands *inside* a ``dst`` that already exists, as ``dst/<name>``, and becomes ``dst`` when
+    ``dst`` does not exist yet: AOSP adb ``client/file_sync_client.cpp`` (``do_sync_push`` and
+    ``do_sync_pull``): "If the destination path existed originally, the source directory should be
+    copied as a child of the destination". ``src/.`` names the folder ``.``, so its contents land in
+    ``dst`` either way (what Olive's SNPE adb helper relies on: ``pull <ws>/output/. <local>``)."""
     if src.is_dir():
         target = dst if contents or not dst.exists() else dst / src.name
         target.mkdir(parents=True, exist_ok=True)
@@ -89,7 +95,7 @@ def _pull(dev: _Device, src: str, dst: str) -> int:
     remote = dev.path(src.removesuffix("/."))
     if not remote.exists():
         return _err(f"adb: error: failed to stat remote object '{src}': No such file or directory")
-    n = _copy_into(remote, Path(dst), contents=src.endswith("/.") or Path(dst).is_dir() and remote.is_dir())
+    n = _copy_into(remote, Path(dst), contents=src.endswith("/."))
     print(f"{src}: {n} file(s) pulled, 0 skipped.")
     return 0
 

@@ -67,22 +67,27 @@ def net_run(argv: list[str]) -> int:
 
 
 # ------------------------------------------------------------------------------------------- bench
-_BENCH_KEYS = (
-    "Name",
-    "HostRootPath",
-    "HostResultsDir",
-    "DevicePath",
-    "Devices",
-    "Runs",
-    "Model",
-    "Runtimes",
-    "Measurements",
-)
+# the configuration keys of benchmarking.html (QAIRT 2.39 docs/SNPE/html/general/benchmarking.html and the
+# SNPE 1.x page developer.qualcomm.com/sites/default/files/docs/snpe/benchmarking.html)
+_BENCH_KEYS = ("Name", "HostRootPath", "HostResultsDir", "DevicePath", "Devices", "Runs", "Model", "Runtimes",
+               "Measurements")  # fmt: skip
+_BENCH_OPTIONAL = ("HostName", "PerfProfile", "CpuFallback", "BufferTypes", "ProfilingLevel")
+_MODEL_KEYS = ("Name", "Dlc", "InputList", "Data", "RandomInput")
 
 
 def snpe_bench(argv: list[str]) -> int:
     """``snpe_bench.py`` (benchmarking.html): reads the config, pushes the DLC with adb, times ``Runs``
-    inferences (here on the host CPU with onnxruntime: the test SDK has no DSP) and writes the CSV."""
+    inferences (here on the host CPU with onnxruntime: the test SDK has no DSP) and writes the CSV.
+
+    * 2.x: the config is checked key by key and an unknown key is refused, as the 2.x ``quick_verify``
+      does (issue 16's reading of the 2.x script); ``-t`` (the device OS) is required: every 2.x example
+      passes ``-t android-aarch64`` (quic/qidk), whether 2.x has a default is not documented, so this
+      stand-in insists.
+    * CSV (``latest_results/benchmark_stats_<Name>.csv``): each data row starts with two empty cells, its
+      label in the third (issue 16's reading of the SDK's CSV writer); the header row names the result
+      columns ``<runtime>[_<buffer>]_timing`` at the same positions; times in microseconds. No real
+      results file was found: the rows beyond ``Total Inference Time`` and the sections are this stand-in's.
+    """
     p = argparse.ArgumentParser(prog="snpe_bench.py")
     p.add_argument("-c", "--config_file", required=True)
     for flag in ("-o", "-v", "-r", "-t", "-s", "-b", "-p", "-l"):
@@ -90,11 +95,19 @@ def snpe_bench(argv: list[str]) -> int:
     for flag in ("-a", "-d", "-json", "-cache"):
         p.add_argument(flag, action="store_true")
     a = p.parse_args(argv)
+    gen = int(os.environ.get("FAKE_SNPE_GENERATION", "2"))
     cfg = json.loads(Path(a.config_file).read_text(encoding="utf-8"))
     missing = [k for k in _BENCH_KEYS if k not in cfg]
     if missing:
         _fail(f"config {a.config_file} is missing {missing}")
     model_cfg = cfg["Model"]
+    if gen >= 2:
+        unknown = [k for k in cfg if k not in _BENCH_KEYS + _BENCH_OPTIONAL]
+        unknown += [f"Model.{k}" for k in model_cfg if k not in _MODEL_KEYS]
+        if unknown:
+            _fail(f"config {a.config_file}: unknown key(s) {unknown}")
+        if not a.t:
+            _fail("no device OS given: pass -t android-aarch64")
     for key in ("Name", "Dlc", "InputList"):
         if key not in model_cfg:
             _fail(f"config Model is missing {key}")
@@ -122,21 +135,9 @@ def snpe_bench(argv: list[str]) -> int:
     results.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerows(
-        [
-            ["Benchmark Name", cfg["Name"]],
-            ["Model Name", model_cfg["Name"]],
-            ["Dlc", model_cfg["Dlc"]],
-            ["Runs", cfg["Runs"]],
-            ["Device", device],
-        ]
-    )
-    header, avg, lo, hi = (
-        ["Execution Metrics"],
-        ["Total Inference Time"],
-        ["Total Inference Time min"],
-        ["Total Inference Time max"],
-    )
+    w.writerows([["Benchmark Name", cfg["Name"]], ["Model Name", model_cfg["Name"]],
+                 ["Dlc", model_cfg["Dlc"]], ["Runs", cfg["Runs"]], ["Device", device]])  # fmt: skip
+    header, avg = ["", "", ""], ["", "", "Total Inference Time"]
     for runtime in cfg["Runtimes"]:
         for buffer in cfg.get("BufferTypes", ["float"]):
             column = f"{runtime}_{buffer}_timing" if buffer.startswith("ub_") else f"{runtime}_timing"
@@ -147,9 +148,7 @@ def snpe_bench(argv: list[str]) -> int:
                 times.append((time.perf_counter_ns() - t0) / 1000.0)
             header.append(column)
             avg.append(f"{sum(times) / len(times):.0f}")
-            lo.append(f"{min(times):.0f}")
-            hi.append(f"{max(times):.0f}")
-    w.writerows([header, avg, lo, hi])
+    w.writerows([["Execution Metrics"], header, avg])
     (results / f"benchmark_stats_{cfg['Name']}.csv").write_text(buf.getvalue(), encoding="utf-8")
     latest = Path(cfg["HostResultsDir"]) / "latest_results"
     shutil.rmtree(latest, ignore_errors=True)

@@ -247,8 +247,34 @@ def _si(n: int, total: int) -> str:
     return f"{n // 1_000_000}M ({pct:.3g}%)"
 
 
+def _generation() -> int:
+    """The SDK generation this tool belongs to (set by the test SDK's wrapper scripts)."""
+    return int(os.environ.get("FAKE_SNPE_GENERATION", "2"))
+
+
+def _tensor_cell(name: str, dims: list[int], kind: str, quantized: bool) -> str:
+    """A 2.x tensor cell: ``name (data type: Float_32; tensor dimension: [1,8,8,3]; tensor type: NATIVE)``
+    (the SNPE 2.22.6 table quoted in Kaiwei0323/SNPE_Yolov5_Model_Conversion README.md; ``uFxp_8`` for a
+    quantized activation as in luxonis/modelconverter's test fixture)."""
+    dtype = "Float_32" if not quantized or kind == "STATIC" else "uFxp_8"
+    return f"{name} (data type: {dtype}; tensor dimension: [{','.join(map(str, dims))}]; tensor type: {kind})"
+
+
 def dlc_info(argv: list[str]) -> int:
-    """``snpe-dlc-info`` (tools.html, "snpe-dlc-info")."""
+    """``snpe-dlc-info`` (tools.html, "snpe-dlc-info"), in the layout of the SDK generation it belongs to:
+
+    * 1.x: row 0 is the ``data`` layer, tensor cells are bare names (the 1.54 table of a public SNPE
+      tutorial: ``| 0 | t.1 | data | t.1 | t.1 | 1x32x32x1 | A D G C | input_preprocessing: passthrough |``);
+    * 2.x: no ``data`` layer (SNPE2 folds Input and Const layers into their consumers:
+      Kaiwei0323/SNPE_YOLO_Study_Guide README, "SNPE1 to SNPE2 Migration"), tensor cells with data type,
+      dimension and tensor type, static weights listed among the inputs, then the ``Input Name`` and
+      ``Output Name`` sections (SNPE 2.22.6, Kaiwei0323/SNPE_Yolov5_Model_Conversion README.md);
+    * both: a layer's 2nd and later inputs and outputs on continuation rows with an empty Id (the same
+      2.22.6 table: ``/model.24/Concat_3`` lists its three inputs on three rows).
+
+    Where the totals sit relative to the 2.x sections is not shown by any output found; here they follow
+    the output section.
+    """
     import onnx
 
     from archai_aml.ort.info import onnx_model_info
@@ -258,47 +284,74 @@ def dlc_info(argv: list[str]) -> int:
     p.add_argument("-s", "--save")
     a = p.parse_args(argv)
     meta, _, float_model = read_dlc(a.input_dlc)
+    gen = _generation()
     model = onnx.load_from_string(float_model)
     info = onnx_model_info(model)
+    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes = {
+        v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in [*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input]
+    }
+    inits = {t.name: list(t.dims) for t in model.graph.initializer}
+    outputs = {o.name for o in model.graph.output}
     header = ["Id", "Name", "Type", "Inputs", "Outputs", "Out Dims", "Runtimes", "Parameters"]
-    rows = [
-        [
-            "0",
-            meta["input"],
-            "data",
-            meta["input"],
-            meta["input"],
-            "x".join(map(str, meta["input_dims"])),
-            "A D G C",
-            "input_preprocessing: passthrough",
-        ]
-    ]
-    inits = {t.name for t in model.graph.initializer}
-    for i, (node, layer) in enumerate(zip(model.graph.node, info.layers, strict=True), start=1):
+    quantized = bool(meta["quantized"])
+
+    def cell(name: str) -> str:
+        if gen < 2:
+            return name
+        if name == meta["input"]:
+            return _tensor_cell(name, meta["input_dims"], "APP_WRITE", quantized)
+        if name in inits:
+            return _tensor_cell(name, inits[name], "STATIC", quantized)
+        kind = "APP_READ" if name in outputs else "NATIVE"
+        return _tensor_cell(name, meta["outputs"].get(name) or _nhwc(shapes.get(name, [])), kind, quantized)
+
+    rows: list[list[str]] = []
+    if gen < 2:
+        data_dims = "x".join(map(str, meta["input_dims"]))
+        rows.append(["0", meta["input"], "data", meta["input"], meta["input"], data_dims, "A D G C",
+                     "input_preprocessing: passthrough"])  # fmt: skip
+    for i, (node, layer) in enumerate(zip(model.graph.node, info.layers, strict=True), start=len(rows)):
         out = node.output[0]
         dims = meta["outputs"].get(out) or _nhwc(layer.output_shape or [])
         params = [f"param count: {_si(layer.params, info.params)}"] if layer.params else []
         if layer.macs:
             params.append(f"MACs per inference: {_si(layer.macs, info.macs)}")
-        ins = ",".join(t for t in node.input if t and t not in inits)
-        rows.append(
-            [
-                str(i),
-                layer.name,
-                node.op_type.lower(),
-                ins,
-                ",".join(node.output),
-                "x".join(map(str, dims)),
-                "A D G C",
-                params[0] if params else "",
-            ]
-        )
-        rows += [["", "", "", "", "", "", "", extra] for extra in params[1:]]
+        ins = [t for t in node.input if t and (gen >= 2 or t not in inits)]
+        outs = [t for t in node.output if t]
+        kind = node.op_type if gen >= 2 else node.op_type.lower()
+        for r in range(max(len(ins), len(outs), len(params), 1)):
+            first = r == 0
+            rows.append(
+                [
+                    str(i) if first else "",
+                    layer.name if first else "",
+                    kind if first else "",
+                    cell(ins[r]) if r < len(ins) else "",
+                    cell(outs[r]) if r < len(outs) else "",
+                    "x".join(map(str, dims)) if first else "",
+                    "A D G C" if first else "",
+                    params[r] if r < len(params) else "",
+                ]
+            )
     lines_before = [
         f"DLC info for: {Path(a.input_dlc).resolve()}",
         "Model Version: N/A",
         "Model Copyright:N/A",
     ]
+    sections: list[list[list[str]]] = []
+    if gen >= 2:
+        io_type = "uFxp_8" if quantized else "Float_32"
+        none = "No encoding info for this tensor"
+        sections.append(
+            [["Input Name", "Dimensions", "Type", "Encoding Info"],
+             [meta["input"], ",".join(map(str, meta["input_dims"])), io_type, none]]
+        )  # fmt: skip
+        sections.append(
+            [["Output Name", "Dimensions", "Type", "Encoding Info"]]
+            + [[o, ",".join(map(str, d)), io_type, none] for o, d in meta["outputs"].items()]
+        )
     lines_after = [
         f"Total parameters: {info.params} ({info.params * 4 // 1_000_000} MB assuming single precision float)",
         f"Total MACs per inference: {_si(info.macs, info.macs)}",
@@ -308,18 +361,30 @@ def dlc_info(argv: list[str]) -> int:
     ]
     if meta["quantized"]:
         lines_after.insert(3, "Quantizer command: snpe-dlc-quant")
-    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
-    rule = "-" * (sum(widths) + 3 * len(widths) + 1)
 
-    def fmt(r: list[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+    def table(head: list[str], body: list[list[str]]) -> list[str]:
+        widths = [max(len(r[c]) for r in [head, *body]) for c in range(len(head))]
+        rule = "-" * (sum(widths) + 3 * len(widths) + 1)
 
-    print("\n".join([*lines_before, rule, fmt(header), rule, *map(fmt, rows), rule, *lines_after]))
+        def fmt(r: list[str]) -> str:
+            return "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+
+        return [rule, fmt(head), rule, *map(fmt, body), rule]
+
+    text = [*lines_before, *table(header, rows)]
+    if gen >= 2:
+        text += ["Note: The supported runtimes column assumes a processor target of Snapdragon 855",
+                 "Key : A:AIP", "      D:DSP", "      G:GPU", "      C:CPU", ""]  # fmt: skip
+        for sec in sections:
+            text += table(sec[0], sec[1:])
+    print("\n".join([*text, *lines_after]))
     if a.save:
         with open(a.save, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerows([[x] for x in lines_before])
             w.writerows([header, *rows])
+            for sec in sections:
+                w.writerows(sec)
             w.writerows([[x] for x in lines_after])
     return 0
 
