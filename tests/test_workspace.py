@@ -409,3 +409,31 @@ def test_dry_run_of_the_example_config_names_a_current_size(
     gpu = next(line for line in out.splitlines() if line.startswith("compute") and "gpu-cluster" in line)
     assert "would create" in gpu and f"would create  {size}, 0-8 nodes" in gpu
     assert retirement(size) is None and "WARNING" not in out and ws.creates() == []
+
+
+def test_role_commands_name_a_new_identity_by_object_id(tmp_path: Path) -> None:
+    from archai_aml.workspace import role_instructions
+
+    config = make_config(tmp_path)
+    assert config.aml is not None
+    text = role_instructions(config.aml, config.store)
+    assert f"--assignee-object-id $(az identity show --ids {UAI} --query principalId -o tsv)" in text
+    assert text.count("--assignee-principal-type ServicePrincipal") == 2 and "--assignee 1111" not in text
+    bare = config.aml.model_copy(update={"identity_resource_id": None})
+    assert "--assignee 11111111-2222-3333-4444-555555555555 --role" in role_instructions(bare, config.store)
+
+
+def test_documented_az_commands_carry_what_the_cli_needs() -> None:
+    """The Azure CLI cannot run here: the snippets are checked for the arguments its documentation requires."""
+    import re
+
+    workspace = (REPO / "docs" / "workspace.md").read_text(encoding="utf-8")
+    updates = re.findall(r"az ml compute update[^`]*", workspace)
+    assert updates and all(
+        all(f" {flag} " in " ".join(u.split()) + " " for flag in ("-n", "-g", "-w")) for u in updates
+    )
+    for page in ("docs/azure.md", "docs/workspace.md"):
+        blocks = (REPO / page).read_text(encoding="utf-8").split("```bash\n")[1:]
+        text = "\n".join(b.split("```", 1)[0] for b in blocks)
+        assert "--assignee $CLIENT_ID" not in text and "--assignee <identity client id" not in text, page
+        assert "--assignee-object-id $PRINCIPAL_ID --assignee-principal-type ServicePrincipal" in text, page

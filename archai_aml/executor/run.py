@@ -230,15 +230,11 @@ def run_on_azure(
             status = new
     except KeyboardInterrupt:
         wait_s = CANCEL_WAIT_S if cancel_wait_s is None else cancel_wait_s
-        on_phase(
-            "run", f"interrupted: canceling {name} (waiting up to {wait_s:.0f} s for Azure ML to confirm)"
-        )
+        on_phase("run", f"interrupted: canceling {name} (waiting up to {wait_s:g} s for Azure ML to confirm)")
         if cancel_job(ml_client, name, wait_s=wait_s):
             on_phase("run", f"{name} canceled")
         else:
-            on_phase(
-                "run", f"{name}: cancel not confirmed after {wait_s:.0f} s; it may still run: {url or ''}"
-            )
+            on_phase("run", f"{name}: cancel not confirmed after {wait_s:g} s; it may still run: {url or ''}")
         raise
     streamer.join(timeout=5)
     target = project.outputs / name

@@ -83,7 +83,7 @@ def cancel_job(ml_client: Any, name: str, *, wait_s: float = CANCEL_WAIT_S) -> b
     done = getattr(poller, "done", None)
     if callable(done) and not done():
         log.warning(
-            "asked Azure ML to cancel %s; not confirmed after %.0f s: it may still be running, see %s",
+            "asked Azure ML to cancel %s; not confirmed after %g s: it may still be running, see %s",
             name, wait_s, job_studio_url(ml_client, name) or "the studio",
         )  # fmt: skip
         return False

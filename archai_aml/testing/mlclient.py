@@ -140,7 +140,7 @@ class AssetOps:
         stored.version = str(version)
         return stored
 
-    def list_versioned(self, name: str | None = None, *args: Any, **kwargs: Any) -> list[Any]:
+    def list_versioned(self, name: str | None = None) -> list[Any]:
         self.calls.append(("list", name))
         return [e for (n, v), e in sorted(self.items.items(), key=lambda kv: (kv[0][0], _version_key(kv[0][1])))
                 if name is None or n == name]  # fmt: skip
@@ -179,17 +179,39 @@ class _Datastores:
 
 
 class _Versioned:
+    """``get`` / ``list`` of the versioned groups (same parameters on EnvironmentOperations, DataOperations and
+    ModelOperations, except ``ModelOperations.list``'s ``stage``)."""
+
     def __init__(self, state: AssetOps) -> None:
         self.state = state
 
     def get(self, name: str, version: str | None = None, label: str | None = None) -> Any:
         return self.state.get_versioned(name, version, label)
 
-    def create_or_update(self, entity: Any) -> Any:
-        return self.state.create_versioned(entity)
-
-    def list(self, name: str | None = None, *args: Any, **kwargs: Any) -> list[Any]:
+    def list(self, name: str | None = None, *, list_view_type: Any = None) -> list[Any]:
         return self.state.list_versioned(name)
+
+
+class _Environments(_Versioned):
+    def create_or_update(self, environment: Any) -> Any:
+        return self.state.create_versioned(environment)
+
+
+class _Data(_Versioned):
+    def create_or_update(self, data: Any) -> Any:
+        return self.state.create_versioned(data)
+
+
+class _Models(_Versioned):
+    def create_or_update(self, model: Any) -> Any:
+        return self.state.create_versioned(model)
+
+    def list(  # type: ignore[override]  # ModelOperations.list has a stage filter
+        self, name: str | None = None, stage: str | None = None, *, list_view_type: Any = None
+    ) -> list[Any]:
+        return [
+            m for m in self.state.list_versioned(name) if stage is None or getattr(m, "stage", None) == stage
+        ]
 
 
 def _value_poller(value: Any, seconds: float) -> Any:
@@ -231,7 +253,8 @@ class FakeWorkspace:
 
     SCOPE = {"subscription": "sub", "resource_group": "rg", "workspace": "ws"}
 
-    def __init__(self, **existing: dict[str, Any]) -> None:
+    def __init__(self, client: Any = None, **existing: dict[str, Any]) -> None:
+        """``client``: an ``MLClient`` built elsewhere (``AzureMLJobRunner.from_config``) to fake in place."""
         from azure.ai.ml import MLClient
         from azure.ai.ml.operations import (
             ComputeOperations,
@@ -242,7 +265,7 @@ class FakeWorkspace:
             ModelOperations,
         )
 
-        self.client = MLClient(
+        self.client = client or MLClient(
             credential=NeverUsedCredential(),
             subscription_id=self.SCOPE["subscription"],
             resource_group_name=self.SCOPE["resource_group"],
@@ -253,12 +276,18 @@ class FakeWorkspace:
         self.environments = AssetOps("environment", _by_version(existing.get("environments")))
         self.data = AssetOps("data asset", _by_version(existing.get("data")), versioned=True)
         self.models = AssetOps("model", _by_version(existing.get("models")), versioned=True)
-        self.jobs = FakeJobs(self.SCOPE)
+        self.jobs = FakeJobs(
+            {
+                "subscription": str(self.client.subscription_id),
+                "resource_group": str(self.client.resource_group_name),
+                "workspace": str(self.client.workspace_name),
+            }
+        )
         self.install("_compute", ComputeOperations, _Compute(self.compute))
         self.install("_datastores", DatastoreOperations, _Datastores(self.datastores))
-        self.install("_environments", EnvironmentOperations, _Versioned(self.environments))
-        self.install("_data", DataOperations, _Versioned(self.data))
-        self.install("_models", ModelOperations, _Versioned(self.models))
+        self.install("_environments", EnvironmentOperations, _Environments(self.environments))
+        self.install("_data", DataOperations, _Data(self.data))
+        self.install("_models", ModelOperations, _Models(self.models))
         self.install("_jobs", JobOperations, self.jobs)
 
     def install(self, attribute: str, cls: type, impl: Any) -> Any:

@@ -159,7 +159,11 @@ class FakeJobs:
                 setattr(job, key, value)
         if experiment_name is not None:
             job.experiment_name = experiment_name
-        if not skip_validation:
+        from azure.ai.ml.entities._validation import PathAwareSchemaValidatableMixin
+
+        if not skip_validation and isinstance(
+            job, PathAwareSchemaValidatableMixin
+        ):  # JobOperations._validate
             job._validate(raise_error=True)
         if self.refuse is not None:
             raise self.refuse

@@ -334,7 +334,10 @@ def role_instructions(aml: AzureMLConfig, store_config: StoreConfig | None) -> s
         if aml.identity_client_id
         else "every user who submits jobs (jobs run with the submitting user's identity)"
     )
-    assignee = aml.identity_client_id or "<user-or-identity-object-id>"
+    assignee = f"--assignee {aml.identity_client_id or '<user-or-identity-object-id>'}"
+    if aml.identity_resource_id:  # by object id: a just-created identity may not be found by client id yet
+        principal = f"$(az identity show --ids {aml.identity_resource_id} --query principalId -o tsv)"
+        assignee = f"--assignee-object-id {principal} --assignee-principal-type ServicePrincipal"
     scope = (
         f"$(az storage account show -n {name} --query id -o tsv)"
         if account
@@ -346,7 +349,7 @@ def role_instructions(aml: AzureMLConfig, store_config: StoreConfig | None) -> s
         f"  {TABLE_ROLE} (the status table)",
     ]
     for role in (BLOB_ROLE, TABLE_ROLE):
-        lines.append(f'  az role assignment create --assignee {assignee} --role "{role}" --scope {scope}')
+        lines.append(f'  az role assignment create {assignee} --role "{role}" --scope {scope}')
     return "\n".join(lines)
 
 
