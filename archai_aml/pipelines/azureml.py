@@ -32,6 +32,7 @@ __all__ = [
     "azure_credential",
     "cancel_job",
     "inside_azureml_job",
+    "job_studio_url",
     "stream_job",
 ]
 
