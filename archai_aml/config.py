@@ -147,7 +147,7 @@ class WorkspaceConfig(_Model):
 
 class ClusterConfig(_Model):
     name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9-]{1,31}$")
-    size: str = "Standard_NC6s_v3"
+    size: str = "Standard_NC24ads_A100_v4"
     min_instances: Int = Field(default=0, ge=0)
     max_instances: Int = Field(default=4, ge=1)
     idle_time_before_scale_down: Int = Field(default=300, ge=0)

@@ -163,6 +163,17 @@ class ScoringError(ArchaiAmlError, ValueError):
     """Labels and model outputs cannot be scored together (shapes, class counts or values disagree)."""
 
 
+class JobFailedError(JobError):
+    """An Azure ML job ended ``Failed``: the message names the job, what the service said and its studio page."""
+
+    def __init__(self, job_name: str, studio_url: str | None, detail: str = "") -> None:
+        self.job_name = job_name
+        self.studio_url = studio_url
+        where = f"; its logs: {studio_url}" if studio_url else ""
+        text = " ".join(detail.split())
+        super().__init__(f"Azure ML job {job_name} failed{': ' + text if text else ''}{where}")
+
+
 class JobTerminatedError(JobError):
     """A training job received SIGTERM (cancelled, preempted or timed out) while it was running."""
 

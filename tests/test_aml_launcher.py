@@ -1,5 +1,5 @@
-"""examples/face_segmentation/aml.py on a real MLClient whose compute/environments/datastores/data/jobs operations
-are recording objects (tests/test_workspace.py's, plus a jobs group): the workspace set up, the configuration the
+"""examples/face_segmentation/aml.py on a real MLClient whose operations are autospecs of the real operation
+classes answering like the service (archai_aml.testing.mlclient): the workspace set up, the configuration the
 job reads (secrets as ${VAR} names), the submitted pipeline node by node, no secret in its YAML."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,7 +15,8 @@ import yaml
 from archai_aml.config import load_config
 from archai_aml.errors import ConfigError
 from archai_aml.launcher import config_for_job, secret_fields
-from tests.test_workspace import ACCOUNT_KEY, Workspace, write_conda
+from archai_aml.testing.mlclient import FakeWorkspace as Workspace
+from tests.test_workspace import ACCOUNT_KEY, write_conda
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "face_segmentation"
 sys.path.insert(0, str(EXAMPLE))
@@ -25,20 +25,6 @@ import aml  # noqa: E402
 
 CONNECTION = f"DefaultEndpointsProtocol=https;AccountName=acct1;AccountKey={ACCOUNT_KEY};EndpointSuffix=core.windows.net"
 CLIENT_ID = "11111111-2222-3333-4444-555555555555"
-
-
-class Jobs:
-    """Stands in for ``MLClient.jobs``: records the submission, answers with a name and a studio URL."""
-
-    def __init__(self) -> None:
-        self.submitted: list[tuple[Any, dict[str, Any]]] = []
-
-    def create_or_update(self, job: Any, **kwargs: Any) -> Any:
-        self.submitted.append((job, kwargs))
-        name = job.name or "sweet_pipeline_42"
-        return SimpleNamespace(
-            name=name, studio_url=f"https://ml.azure.com/runs/{name}?wsid=/ws", jobs=job.jobs
-        )
 
 
 def write_config(tmp_path: Path, store: str | None = None) -> Path:
@@ -74,7 +60,7 @@ def launch(
     monkeypatch.setenv("ARCHAI_AML_OUTPUT", str(tmp_path / "out"))  # restored after the test
     monkeypatch.setenv("ARCHAI_AML_EXAMPLE_DIR", str(EXAMPLE))
     ws = ws or Workspace()
-    jobs = ws.client._jobs = Jobs()  # MLClient.jobs is a read-only property over _jobs
+    jobs = ws.jobs
     argv = ["--config", str(config or write_config(tmp_path)), "--output", str(tmp_path / "out"), *args]
     rc = aml.main(argv, ml_client=ws.client)
     return rc, ws, jobs
@@ -127,10 +113,8 @@ def test_search_pipeline_node_by_node(tmp_path: Path, monkeypatch: pytest.Monkey
     assert in_job.store.connection_string is None and in_job.store.account_name == "acct1"
     assert in_job.store.managed_identity_client_id == CLIENT_ID
     assert str(in_job.training.code_dir) == "/job/code"
-    assert (
-        capsys.readouterr().out.strip()
-        == f"https://ml.azure.com/runs/{job.name or 'sweet_pipeline_42'}?wsid=/ws"
-    )
+    (record,) = [r for r in jobs.records.values() if r.parent is None]
+    assert capsys.readouterr().out.strip() == record.url  # the service's studio URL of the submitted job
 
 
 def test_test_mode_submits_only_data_preparation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -158,7 +142,7 @@ def test_a_literal_secret_is_refused_before_anything_is_submitted(
     with pytest.raises(ConfigError, match="does not load without its secrets"):
         launch(tmp_path, monkeypatch, config=only_key, ws=ws)
     # refused before the workspace was touched and before anything was submitted
-    assert ws.creates() == [] and ws.compute.calls == [] and ws.client._jobs.submitted == []
+    assert ws.creates() == [] and ws.compute.calls == [] and ws.jobs.submitted == []
 
 
 def test_config_for_job_keeps_the_job_variables() -> None:

@@ -1,5 +1,6 @@
 """The executor's jobs and lifecycle: real azure-ai-ml objects checked field by field, MLClient faked only at
-its compute/environments/jobs operations; the local path runs a real script in a subprocess."""
+its last network hop (archai_aml.testing.mlclient: autospecs of the real operation classes); the local path
+runs a real script in a subprocess."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ from archai_aml.executor import (
 from archai_aml.executor.sync import DATA_PARTITION
 from archai_aml.store import open_store
 from archai_aml.testing.azurite import Azurite
-from tests.test_workspace import Workspace
+from archai_aml.testing.mlclient import FakeJobs
+from archai_aml.testing.mlclient import FakeWorkspace as Workspace
 
 SCRIPT = """\
 import json, os, sys
@@ -50,55 +52,19 @@ def make_project(root: Path) -> Path:
     for i in range(5):
         (faces / f"{i}.txt").write_text(str(i))
     (root / "conda.yaml").write_text("name: t\ndependencies:\n  - python=3.11\n")
-    (root / "compute.yaml").write_text("name: gpu-x\nsize: Standard_NC6s_v3\nmax_instances: 2\n")
+    (root / "compute.yaml").write_text("name: gpu-x\nsize: Standard_NC24ads_A100_v4\nmax_instances: 2\n")
     return root
 
 
 AML = AzureMLConfig(workspace=WorkspaceConfig(subscription_id="s", resource_group="g", workspace_name="w"))
 
 
-class Job:
-    def __init__(self, name: str, status: str) -> None:
-        self.name, self.status, self.studio_url = name, status, f"https://ml.azure.com/runs/{name}"
-
-
-class JobOps:
-    """``ml_client.jobs``: records the submission, answers ``get`` with a status sequence."""
-
-    def __init__(self, statuses: list[Any]) -> None:
-        self.statuses = statuses
-        self.submitted: list[tuple[Any, dict[str, Any]]] = []
-        self.calls: list[tuple[str, str]] = []
-
-    def create_or_update(self, job: Any, **kwargs: Any) -> Any:
-        self.submitted.append((job, kwargs))
-        return Job(job.name, "Queued")
-
-    def get(self, name: str) -> Job:
-        self.calls.append(("get", name))
-        status = self.statuses.pop(0)
-        if isinstance(status, BaseException):
-            raise status
-        return Job(name, status)
-
-    def stream(self, name: str) -> None:
-        self.calls.append(("stream", name))
-
-    def begin_cancel(self, name: str) -> None:
-        self.calls.append(("cancel", name))
-
-    def download(self, name: str, download_path: str, all: bool = False) -> None:
-        self.calls.append(("download", name))
-        folder = Path(download_path) / "artifacts" / "outputs"
-        folder.mkdir(parents=True)
-        (folder / "model.onnx").write_bytes(b"onnx")
-
-
-def workspace(statuses: list[Any]) -> tuple[Workspace, JobOps]:
+def workspace(statuses: list[Any]) -> tuple[Workspace, FakeJobs]:
+    """A fake workspace whose next job goes through ``statuses`` and writes ``artifacts/outputs/model.onnx``."""
     ws = Workspace()
-    jobs = JobOps(statuses)
-    ws.client._jobs = jobs
-    return ws, jobs
+    ws.jobs.next_statuses = statuses
+    ws.jobs.default_files["artifacts/outputs/model.onnx"] = b"onnx"
+    return ws, ws.jobs
 
 
 def test_script_job_fields() -> None:
@@ -198,8 +164,8 @@ def test_run_on_azure_syncs_creates_compute_and_environment_runs_and_downloads(
             f"faces/{i}.txt" for i in range(5)
         ]
         # a second run sends nothing and reuses compute and environment
-        ws.compute.items["gpu-x"].size = "Standard_NC6s_v3"
-        jobs.statuses = ["Completed"]
+        ws.compute.items["gpu-x"].size = "Standard_NC24ads_A100_v4"
+        jobs.next_statuses = ["Completed"]
         again = run_on_azure(
             ws.client, AML, store, store_config, project, "train.py", compute=load_compute(project / "compute.yaml"),
             conda_file=project / "conda.yaml", experiment="exp", datasets=["working/faces"], progress=False,
@@ -207,7 +173,7 @@ def test_run_on_azure_syncs_creates_compute_and_environment_runs_and_downloads(
         )  # fmt: skip
     assert result.status == "Completed" and result.synced[0].uploaded and again.synced[0].uploaded == []
     (cluster,) = ws.compute.created
-    assert (cluster.name, cluster.size, cluster.max_instances) == ("gpu-x", "Standard_NC6s_v3", 2)
+    assert (cluster.name, cluster.size, cluster.max_instances) == ("gpu-x", "Standard_NC24ads_A100_v4", 2)
     (env,) = ws.environments.created  # the second run found the same content-hashed version
     assert env.name == "exp-env" and env.build is not None and env.image is None
     job, kwargs = jobs.submitted[0]
@@ -240,7 +206,7 @@ def test_ctrl_c_cancels_the_job_and_a_differing_compute_is_refused(tmp_path: Pat
                 conda_file=project / "conda.yaml", experiment="exp", progress=False, poll_interval_s=0,
                 job_name="train_x", on_phase=lambda p, t: None,
             )  # fmt: skip
-        assert ("cancel", "train_x") in jobs.calls and ("download", "train_x") not in jobs.calls
+        assert ("begin_cancel", "train_x") in jobs.calls and ("download", "train_x") not in jobs.calls
         other = Workspace(
             compute={"gpu-x": AmlCompute(name="gpu-x", size="Standard_D2s_v3", max_instances=4)}
         )
@@ -305,3 +271,81 @@ def test_run_options_after_the_script_are_taken_out_and_the_rest_is_the_scripts(
         "c.yaml",
     )
     assert args.upload_datasets is False and args.datasets == ["working/a", "raw/b"] and args.local is False
+
+
+# ------------------------------------------------------------------ job states, failures, cancel (issue 22)
+def _run(ws: Workspace, project: Path, tmp_path: Path, phases: list[tuple[str, str]], **kwargs: Any) -> Any:
+    from archai_aml.config import StoreConfig
+
+    store_config = StoreConfig(path=tmp_path / "store")
+    with open_store(store_config) as store:
+        return run_on_azure(
+            ws.client, AML, store, store_config, project, "train.py", compute=ClusterConfig(name="gpu-x"),
+            conda_file=project / "conda.yaml", experiment="exp", progress=False, poll_interval_s=0,
+            on_phase=lambda p, t: phases.append((p, t)), **kwargs,
+        )  # fmt: skip
+
+
+def test_not_responding_is_not_final_the_run_goes_on_to_completed(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "proj")
+    ws, jobs = workspace(["Running", "NotResponding", "Running", "Completed"])
+    phases: list[tuple[str, str]] = []
+    result = _run(ws, project, tmp_path, phases, job_name="train_nr")
+    assert result.status == "Completed" and result.error is None
+    texts = [t for p, t in phases if p == "run"]
+    assert any(t.startswith("train_nr: NotResponding (Azure ML has no heartbeat") for t in texts)
+    assert texts[-1] == "train_nr: Completed" and ("download", "train_nr") in jobs.calls
+
+
+def test_paused_is_not_final_and_says_it_waits_for_someone(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "proj")
+    ws, jobs = workspace(["Paused", "Paused", "Running", "Completed"])
+    phases: list[tuple[str, str]] = []
+    result = _run(ws, project, tmp_path, phases, job_name="train_p")
+    assert result.status == "Completed"
+    (paused,) = [t for p, t in phases if "Paused" in t]
+    assert "paused by a user" in paused and "https://ml.azure.com/runs/train_p" in paused
+    assert [c for c in jobs.calls if c[0] == "get"] == [("get", "train_p")] * 4  # polled on through Paused
+
+
+def test_a_failed_job_ends_in_a_typed_error_naming_it_and_its_studio_page(tmp_path: Path) -> None:
+    from archai_aml.errors import JobFailedError
+
+    project = make_project(tmp_path / "proj")
+    ws, jobs = workspace(["Running", "Failed"])
+    phases: list[tuple[str, str]] = []
+    result = _run(ws, project, tmp_path, phases, job_name="train_f")
+    assert result.status == "Failed" and isinstance(result.error, JobFailedError)
+    assert result.error.job_name == "train_f" and result.error.studio_url == jobs.records["train_f"].url
+    assert "Azure ML job train_f failed" in str(result.error) and "User process exited" in str(result.error)
+    assert ("run", str(result.error)) in phases and (
+        "download",
+        "train_f",
+    ) in jobs.calls  # logs still fetched
+
+
+def test_ctrl_c_waits_for_the_cancel_a_bounded_time_and_says_so(tmp_path: Path) -> None:
+    import time
+
+    project = make_project(tmp_path / "proj")
+    ws, jobs = workspace(["Running", KeyboardInterrupt()])
+    jobs.cancel_seconds = None  # the service never confirms
+    phases: list[tuple[str, str]] = []
+    start = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _run(ws, project, tmp_path, phases, job_name="train_h", cancel_wait_s=0.3)
+    finally:
+        jobs.release()
+    assert 0.3 <= time.monotonic() - start < 30
+    texts = [t for p, t in phases if p == "run"]
+    assert "interrupted: canceling train_h (waiting up to 0.3 s for Azure ML to confirm)" in texts
+    assert texts[-1].startswith(
+        "train_h: cancel not confirmed after 0.3 s; it may still run: https://ml.azure"
+    )
+    ws, jobs = workspace(["Running", KeyboardInterrupt()])
+    jobs.cancel_seconds = 0.2  # confirmed within the wait
+    phases.clear()
+    with pytest.raises(KeyboardInterrupt):
+        _run(ws, project, tmp_path, phases, job_name="train_c", cancel_wait_s=10)
+    assert phases[-1] == ("run", "train_c canceled") and jobs.status("train_c") == "Canceled"

@@ -1,6 +1,6 @@
-"""The Azure ML runner job: what is submitted to a real MLClient (only its ``jobs`` attribute records
-instead of calling the service): compute, instance count, one process per node, the command, the store
-environment without secrets (checked in the job's YAML dump)."""
+"""The Azure ML runner job: what is submitted to a real MLClient (its operations are autospecs of the real
+operation classes answering like the service, archai_aml.testing.mlclient): compute, instance count, one
+process per node, the command, the store environment without secrets (checked in the job's YAML dump)."""
 
 from __future__ import annotations
 
@@ -8,24 +8,14 @@ import shlex
 from typing import Any
 
 import pytest
-from azure.ai.ml import MLClient
-from azure.identity import DefaultAzureCredential
 from pydantic import SecretStr
 
 from archai_aml.config import load_config
 from archai_aml.errors import ConfigError
 from archai_aml.runner.azureml import submit_runner_job
+from archai_aml.testing.mlclient import FakeJobs, FakeWorkspace
 
 ACCOUNT_KEY = "c2VjcmV0LWFjY291bnQta2V5LWZvci10ZXN0cw=="
-
-
-class RecordingJobs:
-    def __init__(self) -> None:
-        self.submitted: list[tuple[Any, dict[str, Any]]] = []
-
-    def create_or_update(self, job: Any, **kwargs: Any) -> Any:
-        self.submitted.append((job, kwargs))
-        return job
 
 
 def config(**store: Any) -> Any:
@@ -51,18 +41,19 @@ def config(**store: Any) -> Any:
 
 
 @pytest.fixture
-def client() -> tuple[MLClient, RecordingJobs]:
-    ml = MLClient(DefaultAzureCredential(), "sub", "rg", "ws")
-    jobs = RecordingJobs()
-    ml._jobs = jobs  # type: ignore[assignment]  # what `ml.jobs` returns: the one attribute replaced
-    return ml, jobs
+def client() -> tuple[Any, FakeJobs]:
+    ws = FakeWorkspace()
+    return ws.client, ws.jobs
 
 
-def test_submits_n_device_less_runners_on_the_cpu_cluster(client: tuple[MLClient, RecordingJobs]) -> None:
+def test_submits_n_device_less_runners_on_the_cpu_cluster(client: tuple[Any, FakeJobs]) -> None:
     ml, jobs = client
     cfg = config()
-    submit_runner_job(cfg, instances=4, ml_client=ml)
+    answer = submit_runner_job(cfg, instances=4, ml_client=ml)
     (job, kwargs) = jobs.submitted[0]
+    assert (
+        answer is not job and answer.studio_url == jobs.records[answer.name].url
+    )  # the service's new object
     assert kwargs == {"experiment_name": "facesyn"}
     assert job.compute == "cpu-cluster"
     assert job.resources.instance_count == 4
@@ -79,7 +70,7 @@ def test_submits_n_device_less_runners_on_the_cpu_cluster(client: tuple[MLClient
     assert job.identity.client_id == "11111111-2222-3333-4444-555555555555"
 
 
-def test_no_secret_reaches_the_job_definition(client: tuple[MLClient, RecordingJobs]) -> None:
+def test_no_secret_reaches_the_job_definition(client: tuple[Any, FakeJobs]) -> None:
     ml, jobs = client
     cfg = config(
         backend="azure",
@@ -95,7 +86,7 @@ def test_no_secret_reaches_the_job_definition(client: tuple[MLClient, RecordingJ
         assert secret not in dump
 
 
-def test_refuses_what_cannot_work(client: tuple[MLClient, RecordingJobs]) -> None:
+def test_refuses_what_cannot_work(client: tuple[Any, FakeJobs]) -> None:
     ml, jobs = client
     only_conn = config(backend="azure", connection_string=f"AccountName=a;AccountKey={ACCOUNT_KEY}")
     with pytest.raises(ConfigError, match="connection string"):

@@ -1,19 +1,17 @@
-"""The Azure path of every step on a real MLClient whose ``data``/``models``/``jobs`` operations are recording
-objects that answer like the service (versions numbered on create, ResourceNotFoundError for unknown ones)."""
+"""The Azure path of every step on a real MLClient whose ``data``/``models``/``jobs`` operations are autospecs of
+the real operation classes answering like the service (archai_aml.testing.mlclient: versions numbered on
+create, ResourceNotFoundError for unknown ones, new job objects with studio URLs)."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
-from azure.ai.ml import MLClient
-from azure.ai.ml.entities import Data, Model
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError
 from mlflow import MlflowClient
 
 from archai_aml.errors import ConfigError, WorkspaceError
@@ -24,6 +22,7 @@ from archai_aml.steps.register_model import RegisterModelSettings, register_mode
 from archai_aml.steps.registry import ensure_experiment
 from archai_aml.steps.tag_model import TagModelSettings, tag_best_model
 from archai_aml.steps.train import TrainSettings, submit_automl
+from archai_aml.testing.mlclient import FakeWorkspace
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "symbol_detection"
@@ -31,67 +30,14 @@ sys.path.insert(0, str(EXAMPLE))
 from pipeline import PipelineSettings, build_pipeline  # noqa: E402
 
 
-class NeverUsedCredential:
-    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
-        raise AssertionError("the tests must not reach Azure")
-
-
-class VersionedOps:
-    """``MLClient.data`` / ``MLClient.models``: versions numbered by the 'service' when left unset."""
-
-    def __init__(self, entity: type, fail: bool = False) -> None:
-        self.entity = entity
-        self.items: dict[tuple[str, int], Any] = {}
-        self.calls: list[tuple[str, Any]] = []
-        self.fail = fail
-
-    def create_or_update(self, asset: Any) -> Any:
-        self.calls.append(("create_or_update", asset))
-        if self.fail:
-            raise HttpResponseError("AuthorizationFailed: no write access")
-        version = (
-            int(asset.version)
-            if asset.version
-            else 1 + max((v for n, v in self.items if n == asset.name), default=0)
-        )
-        stored = self.entity(
-            name=asset.name, version=str(version), path=asset.path, type=asset.type,
-            tags=dict(asset.tags or {}), description=asset.description, properties=dict(asset.properties or {}),
-        )  # fmt: skip
-        self.items[(asset.name, version)] = stored
-        return stored
-
-    def get(self, name: str, version: str | None = None, label: str | None = None) -> Any:
-        self.calls.append(("get", (name, version)))
-        if (name, int(version or 0)) not in self.items:
-            raise ResourceNotFoundError(f"{name}:{version} not found")
-        return self.items[(name, int(version or 0))]
-
-    def list(self, name: str | None = None, **kwargs: Any) -> list[Any]:
-        self.calls.append(("list", name))
-        return [m for (n, _), m in sorted(self.items.items()) if n == name]
-
-
-class RecordingJobs:
-    def __init__(self) -> None:
-        self.calls: list[tuple[Any, dict[str, Any]]] = []
-
-    def create_or_update(self, job: Any, **kwargs: Any) -> Any:
-        self.calls.append((job, kwargs))
-        return SimpleNamespace(
-            name=job.name or "automl_job_1", studio_url="https://ml.azure.com/runs/automl_job_1"
-        )
+@pytest.fixture
+def ws() -> FakeWorkspace:
+    return FakeWorkspace()
 
 
 @pytest.fixture
-def client() -> Any:
-    ml = MLClient(
-        credential=NeverUsedCredential(), subscription_id="sub", resource_group_name="rg", workspace_name="ws"
-    )
-    ml._data = VersionedOps(Data)
-    ml._models = VersionedOps(Model)
-    ml._jobs = RecordingJobs()
-    return ml
+def client(ws: FakeWorkspace) -> Any:
+    return ws.client
 
 
 def mltable(folder: Path, n: int) -> Path:
@@ -103,14 +49,16 @@ def mltable(folder: Path, n: int) -> Path:
     return folder
 
 
-def test_register_data_registers_mltable_versions_in_the_workspace(tmp_path: Path, client: Any) -> None:
+def test_register_data_registers_mltable_versions_in_the_workspace(
+    tmp_path: Path, client: Any, ws: FakeWorkspace
+) -> None:
     settings = RegisterDataSettings.load(
         {"train_input_path": mltable(tmp_path / "train", 3), "val_input_path": mltable(tmp_path / "val", 1), "output_path": tmp_path / "out"},
         env={"ARCHAI_AML_REGISTRY": "workspace", "DATA_ASSET_NAME": "symbols"},
     )  # fmt: skip
     first = register_data(settings, client)
     second = register_data(settings, client)
-    created = [asset for kind, asset in client.data.calls if kind == "create_or_update"]
+    created = ws.data.created
     assert [(a.name, a.version, a.type, a.path) for a in created] == [
         ("symbols", None, "mltable", str(tmp_path / "train")),
         ("symbols-val", None, "mltable", str(tmp_path / "val")),
@@ -121,7 +69,7 @@ def test_register_data_registers_mltable_versions_in_the_workspace(tmp_path: Pat
     assert first["train"] == {"name": "symbols", "version": 1, "uri": "azureml:symbols:1"}
     assert second["train"]["uri"] == "azureml:symbols:2" and second["val"]["uri"] == "azureml:symbols-val:2"
     assert json.loads((tmp_path / "out" / "dataset_version.json").read_text()) == second
-    client.data.fail = True
+    ws.data.fail_create = HttpResponseError("AuthorizationFailed: no write access")
     with pytest.raises(WorkspaceError, match="could not register data asset symbols: AuthorizationFailed"):
         register_data(settings, client)
 
@@ -139,7 +87,7 @@ def trained_model(tmp_path: Path, tracking: str, mean_ap: float, name: str) -> P
     return folder
 
 
-def test_register_and_tag_go_through_mlclient_models(tmp_path: Path, client: Any) -> None:
+def test_register_and_tag_go_through_mlclient_models(tmp_path: Path, client: Any, ws: FakeWorkspace) -> None:
     tracking = (
         f"sqlite:///{tmp_path / 'mlflow.db'}"  # the job's MLflow (on Azure ML: the workspace's tracking)
     )
@@ -157,7 +105,7 @@ def test_register_and_tag_go_through_mlclient_models(tmp_path: Path, client: Any
             TagModelSettings.load({"model_metadata_path": tmp_path / f"reg{i}", "best_model_metadata_path": tmp_path / f"best{i}"}, env=env), client
         ))  # fmt: skip
         assert meta["version"] == i + 1
-    registered = [m for kind, m in client.models.calls if kind == "create_or_update" and m.version is None]
+    registered = [m for m in ws.models.created if m.version is None]
     first = registered[0]
     assert (first.name, first.type, first.path) == ("symbols", "mlflow_model", str(tmp_path / "model0"))
     run_id = yaml.safe_load((tmp_path / "model0" / "MLmodel").read_text())["run_id"]
@@ -173,25 +121,23 @@ def test_register_and_tag_go_through_mlclient_models(tmp_path: Path, client: Any
         (2, 1, True),
         (2, 2, False),
     ]
-    tag_writes = [
-        (m.version, m.tags.get("best_model"))
-        for kind, m in client.models.calls
-        if kind == "create_or_update" and m.version
-    ]
+    tag_writes = [(m.version, m.tags.get("best_model")) for m in ws.models.created if m.version]
     assert tag_writes == [
         ("1", "true"),
         ("2", "true"),
         ("1", "false"),
         ("2", "true"),
     ]  # new tag first, then the old cleared
-    assert {v: m.tags.get("best_model") for (_, v), m in client.models.items.items()} == {
-        1: "false",
-        2: "true",
-        3: None,
+    assert {v: m.tags.get("best_model") for (_, v), m in ws.models.items.items()} == {
+        "1": "false",
+        "2": "true",
+        "3": None,
     }
 
 
-def test_train_submits_the_automl_object_detection_job(tmp_path: Path, client: Any) -> None:
+def test_train_submits_the_automl_object_detection_job(
+    tmp_path: Path, client: Any, ws: FakeWorkspace
+) -> None:
     env = {
         "TRAINING_BACKEND": "azure", "TRAIN_DATASET": "azureml:symbols:4", "VAL_DATASET": "azureml:symbols-val:4",
         "TRAINING_GPU_COMPUTE_NAME": "gpu-a100", "TRAINING_MAX_TRIALS": "12", "TRAINING_CONCURRENT_TRIALS": "3",
@@ -199,7 +145,7 @@ def test_train_submits_the_automl_object_detection_job(tmp_path: Path, client: A
         "TRAINING_SEARCH_SPACE_FILE": str(EXAMPLE / "config_search_space.yml"), "EXPERIMENT_NAME": "sym",
     }  # fmt: skip
     submit_automl(TrainSettings.load({"output_path": tmp_path / "out"}, env=env), client)
-    ((job, kwargs),) = client.jobs.calls
+    ((job, kwargs),) = ws.jobs.submitted
     assert kwargs == {"experiment_name": "sym"}
     d = job._to_dict()
     assert (d["type"], d["task"], d["compute"], d["primary_metric"]) == (
@@ -224,16 +170,18 @@ def test_train_submits_the_automl_object_detection_job(tmp_path: Path, client: A
     assert yolo["model_name"] == {"type": "choice", "values": ["yolov5"]}
     assert yolo["learning_rate"] == {"type": "uniform", "min_value": 0.0001, "max_value": 0.01}
     assert rcnn["optimizer"] == {"type": "choice", "values": ["sgd", "adam", "adamw"]}
-    assert json.loads((tmp_path / "out" / "automl_job.json").read_text())["name"] == "automl_job_1"
+    written = json.loads((tmp_path / "out" / "automl_job.json").read_text())
+    (name,) = ws.jobs.records  # the name the service answered with (the SDK names an unnamed job)
+    assert written == {"name": name, "studio_url": ws.jobs.records[name].url}
 
     auto = {**env, "AUTO_MODE": "true", "VAL_DATASET": "", "TRAINING_VALIDATION_DATA_SIZE": "0.25"}
     submit_automl(TrainSettings.load({}, env=auto), client)
-    d = client.jobs.calls[-1][0]._to_dict()
+    d = ws.jobs.submitted[-1][0]._to_dict()
     assert "search_space" not in d and "sweep" not in d and "validation_data" not in d
     assert d["validation_data_size"] == 0.25 and d["limits"]["max_trials"] == 12
 
 
-def test_train_settings_and_search_space_errors(tmp_path: Path, client: Any) -> None:
+def test_train_settings_and_search_space_errors(tmp_path: Path, client: Any, ws: FakeWorkspace) -> None:
     base = {"TRAINING_BACKEND": "azure", "TRAIN_DATASET": "azureml:symbols:1"}
     with pytest.raises(ConfigError, match="AUTO_MODE=false needs a search space file"):
         submit_automl(TrainSettings.load({}, env={**base, "AUTO_MODE": "false"}), client)
@@ -262,7 +210,7 @@ def test_train_settings_and_search_space_errors(tmp_path: Path, client: Any) -> 
         submit_automl(TrainSettings.load({}, env={"TRAIN_DATASET": "models:/x/1"}), client)
     with pytest.raises(ConfigError, match="no training data: set TRAIN_DATASET"):
         submit_automl(TrainSettings.load({}, env={}), client)
-    assert client.jobs.calls == []
+    assert ws.jobs.submitted == []
     defaults = TrainSettings.load({}, env={})
     assert (
         defaults.timeout_minutes,
@@ -283,12 +231,10 @@ def test_the_example_pipeline_for_azure_ml_field_by_field(tmp_path: Path) -> Non
         "MODEL_BASE_NAME": "symbols", "TRAINING_MAX_TRIALS": "6",
     }  # fmt: skip
     job = build_pipeline(PipelineSettings.load({}, env=env))
-    ml = MLClient(
-        credential=NeverUsedCredential(), subscription_id="sub", resource_group_name="rg", workspace_name="ws"
-    )
-    ml._jobs = RecordingJobs()
-    AzureMLJobRunner(ml).submit(job, experiment_name="symbols")
-    ((submitted, kwargs),) = ml._jobs.calls
+    ws = FakeWorkspace()
+    answer = AzureMLJobRunner(ws.client).submit(job, experiment_name="symbols")
+    ((submitted, kwargs),) = ws.jobs.submitted
+    assert answer is not job and answer.studio_url == ws.jobs.records[answer.name].url
     assert submitted is job and kwargs == {"experiment_name": "symbols"}
     d = job._to_dict()
     jobs = d["jobs"]

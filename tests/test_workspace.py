@@ -1,5 +1,5 @@
-"""Workspace setup on a real MLClient whose compute/environments/datastores/data operations are replaced by
-recording objects that answer like the service (ResourceNotFoundError for unknown names, pollers)."""
+"""Workspace setup on a real MLClient whose operations are autospecs of the real operation classes answering like
+the service (archai_aml.testing.mlclient: ResourceNotFoundError for unknown names, real LROPollers)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from azure.ai.ml import MLClient
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError
 from pydantic import SecretStr
 
 from archai_aml import cli
@@ -25,128 +24,13 @@ from archai_aml.config import (
     WorkspaceConfig,
 )
 from archai_aml.errors import ConfigError, WorkspaceError
+from archai_aml.testing.mlclient import FakeWorkspace as Workspace
 from archai_aml.workspace import cli as workspace_cli
 from archai_aml.workspace import setup_workspace, storage_account, upload_dataset
 
 ACCOUNT_KEY = "S3CR3TKEYc2VjcmV0a2V5MTIzNDU2Nzg5MA=="
 SAS = "sv=2022-11-02&ss=bt&sig=SASSIGNATURE0123456789"
 UAI = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/archai"
-
-
-class NeverUsedCredential:
-    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
-        raise AssertionError("the tests must not reach Azure")
-
-
-class Poller:
-    """Like azure.core's LROPoller: not done for ``pending`` checks, then done."""
-
-    def __init__(self, value: Any, pending: int = 0) -> None:
-        self.value, self.pending, self.checks = value, pending, 0
-        self.waits: list[float | None] = []
-
-    def done(self) -> bool:
-        self.checks += 1
-        return self.checks > self.pending
-
-    def wait(self, timeout: float | None = None) -> None:
-        self.waits.append(timeout)
-
-    def result(self) -> Any:
-        return self.value
-
-
-class Ops:
-    """One MLClient operations group: a dict of existing entities and a log of calls."""
-
-    def __init__(self, existing: dict[str, Any] | None = None, fail_create: bool = False) -> None:
-        self.items: dict[str, Any] = dict(existing or {})
-        self.calls: list[tuple[str, Any]] = []
-        self.fail_create = fail_create
-        self.pollers: list[Poller] = []
-
-    def _get(self, key: str) -> Any:
-        self.calls.append(("get", key))
-        if key not in self.items:
-            raise ResourceNotFoundError(f"{key} not found")
-        return self.items[key]
-
-    def _store(self, key: str, entity: Any) -> Any:
-        self.calls.append(("create", entity))
-        if self.fail_create:
-            raise HttpResponseError("QuotaExceeded: not enough cores")
-        self.items[key] = entity
-        return entity
-
-    @property
-    def created(self) -> list[Any]:
-        return [arg for kind, arg in self.calls if kind == "create"]
-
-
-class ComputeOps(Ops):
-    def get(self, name: str) -> Any:
-        return self._get(name)
-
-    def begin_create_or_update(self, compute: Any) -> Poller:
-        poller = Poller(self._store(compute.name, compute), pending=2)
-        self.pollers.append(poller)
-        return poller
-
-
-class EnvironmentOps(Ops):
-    def get(self, name: str, version: str | None = None, label: str | None = None) -> Any:
-        if label == "latest":
-            versions = [k for k in self.items if k.startswith(f"{name}:")]
-            return self._get(max(versions) if versions else f"{name}@latest")
-        return self._get(f"{name}:{version}")
-
-    def create_or_update(self, env: Any) -> Any:
-        return self._store(f"{env.name}:{env.version}", env)
-
-
-class DatastoreOps(Ops):
-    def get(self, name: str) -> Any:
-        return self._get(name)
-
-    def create_or_update(self, store: Any) -> Any:
-        return self._store(store.name, store)
-
-
-class DataOps(Ops):
-    def get(self, name: str, version: str | None = None, label: str | None = None) -> Any:
-        return self._get(f"{name}:{version}")
-
-    def create_or_update(self, data: Any) -> Any:
-        return self._store(f"{data.name}:{data.version}", data)
-
-
-class Workspace:
-    """A real MLClient with recording operations."""
-
-    def __init__(self, **existing: dict[str, Any]) -> None:
-        self.client = MLClient(
-            credential=NeverUsedCredential(),
-            subscription_id="sub",
-            resource_group_name="rg",
-            workspace_name="ws",
-        )
-        self.compute = ComputeOps(existing.get("compute"))
-        self.environments = EnvironmentOps(existing.get("environments"))
-        self.datastores = DatastoreOps(existing.get("datastores"))
-        self.data = DataOps(existing.get("data"))
-        # MLClient's operation attributes are read-only properties over these
-        self.client._compute = self.compute
-        self.client._environments = self.environments
-        self.client._datastores = self.datastores
-        self.client._data = self.data
-
-    def creates(self) -> list[Any]:
-        return [
-            *self.compute.created,
-            *self.environments.created,
-            *self.datastores.created,
-            *self.data.created,
-        ]
 
 
 def write_conda(tmp_path: Path) -> Path:
@@ -204,7 +88,11 @@ def test_first_setup_creates_what_the_config_says(tmp_path: Path) -> None:
     assert (cpu.name, cpu.size, cpu.max_instances, cpu.tier) == ("cpu-d4", "Standard_D4s_v3", 2, "dedicated")
     assert gpu.identity.type == "user_assigned"
     assert [i.resource_id for i in gpu.identity.user_assigned_identities] == [UAI]
-    assert all(p.checks == 3 and p.waits == [0.001, 0.001] for p in ws.compute.pollers)  # waited until done
+    assert [p.result() for p in ws.compute.pollers] == [
+        ws.compute.items["gpu-a100"],
+        ws.compute.items["cpu-d4"],
+    ]
+    assert all(p.done() for p in ws.compute.pollers)  # waited until done
     (env,) = ws.environments.created
     assert (env.name, env.version, env.image) == ("archai-env", "3", "img:1")
     assert env.conda_file["dependencies"][1]["pip"] == ["archai==1.0.0"]
@@ -332,7 +220,7 @@ def test_missing_conda_file_and_refused_create_are_typed_errors(tmp_path: Path) 
     with pytest.raises(ConfigError, match="nope.yaml does not exist"):
         setup_workspace(Workspace().client, make_config(tmp_path, environment=missing), dry_run=True)
     ws = Workspace()
-    ws.compute.fail_create = True
+    ws.compute.fail_create = HttpResponseError("QuotaExceeded: not enough cores")
     with pytest.raises(WorkspaceError, match="could not create compute 'gpu-a100': QuotaExceeded"):
         setup_workspace(ws.client, make_config(tmp_path), progress=False)
 
@@ -408,3 +296,144 @@ def test_cli_dry_run_setup_and_show(
     bare.write_text("experiment_name: x\n")
     assert cli.main(["--config", str(bare), "workspace", "show"]) == 2
     assert "no aml: section" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------ VM sizes, roles (issue 22)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_default_gpu_size_exists_today_and_retired_sizes_are_known() -> None:
+    from archai_aml.workspace.vm_sizes import retirement
+
+    default = ClusterConfig(name="gpu").size
+    assert default == "Standard_NC24ads_A100_v4" and retirement(default) is None
+    ncv3 = retirement("standard_nc6s_v3")  # Azure compares size names without case
+    assert ncv3 is not None and ncv3.date.isoformat() == "2025-09-30"
+    assert ncv3.source.startswith("https://learn.microsoft.com/") and ncv3.replacement == default
+    assert retirement("Standard_NC4as_T4_v3") is None and retirement("Standard_D4s_v3") is None
+
+
+def test_dry_run_warns_about_a_retired_size_with_its_date_and_notice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    old = ClusterConfig(name="gpu-a100", size="Standard_NC6s_v3")
+    ws = Workspace()
+    res = setup_workspace(ws.client, make_config(tmp_path, training_cluster=old), dry_run=True)
+    (warning,) = res.plan[0].warnings
+    assert "Standard_NC6s_v3, retired by Microsoft on 2025-09-30" in warning
+    assert "ncv3-nc6s-nc12s-nc24s-retirement" in warning and "Standard_NC24ads_A100_v4" in warning
+    assert warning in caplog.text and res.plan[1].warnings == [] and ws.creates() == []
+    monkeypatch.setattr(workspace_cli, "make_ml_client", lambda aml: Workspace().client)
+    data = make_config(tmp_path, training_cluster=old).model_dump(mode="json", exclude_none=True)
+    data["store"]["connection_string"] = f"AccountName=acct1;AccountKey={ACCOUNT_KEY}"
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert cli.main(["--config", str(path), "workspace", "setup", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"WARNING: {warning}" in out
+    # an existing cluster of a retired size is reported too (it is left alone)
+    from azure.ai.ml.entities import AmlCompute
+
+    ws = Workspace(
+        compute={"gpu-a100": AmlCompute(name="gpu-a100", size="Standard_NC24s_v3", max_instances=6)}
+    )
+    res = setup_workspace(ws.client, make_config(tmp_path), dry_run=True)
+    assert res.plan[0].action == "differs" and "the existing compute gpu-a100" in res.plan[0].warnings[0]
+
+
+def test_refused_compute_create_names_the_roles_that_may_create_compute(tmp_path: Path) -> None:
+    ws = Workspace()
+    ws.compute.fail_create = HttpResponseError("AuthorizationFailed: no computes/write")
+    with pytest.raises(WorkspaceError) as caught:
+        setup_workspace(ws.client, make_config(tmp_path), progress=False)
+    text = str(caught.value)
+    assert "Owner, Contributor or AzureML Compute Operator" in text
+    assert "AzureML Data Scientist cannot create compute" in text and "VM quota" in text
+    ws = Workspace()
+    ws.environments.fail_create = HttpResponseError("AuthorizationFailed: environments/write")
+    with pytest.raises(WorkspaceError, match="could not create environment 'archai-env'") as caught:
+        setup_workspace(ws.client, make_config(tmp_path), progress=False, poll_interval_s=0.001)
+    assert "Owner, Contributor or AzureML Data Scientist" in str(caught.value)
+    assert "VM quota" not in str(caught.value) and len(ws.compute.created) == 2
+
+
+def test_cluster_creation_waits_on_the_real_poller() -> None:
+    from archai_aml.testing.mlclient import _value_poller
+    from archai_aml.workspace.setup import _wait
+
+    poller = _value_poller("cluster", 0.2)
+    assert not poller.done()
+    assert _wait(poller, "compute c", progress=False, poll_interval_s=0.01) == "cluster" and poller.done()
+
+
+def _doc_yaml(page: str, needle: str) -> dict[str, Any]:
+    """The YAML block of ``page`` holding ``needle``, with its ``${VAR}`` references as plain words."""
+    import re
+
+    text = (REPO / page).read_text(encoding="utf-8")
+    blocks = [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
+    (block,) = [b for b in blocks if needle in b]
+    loaded: dict[str, Any] = yaml.safe_load(re.sub(r"\$\{(\w[^}]*)\}", r"\1", block))
+    return loaded
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/azure.md", "docs/workspace.md"])
+def test_documented_gpu_sizes_are_current(page: str) -> None:
+    from archai_aml.workspace.vm_sizes import retirement
+
+    aml = _doc_yaml(page, "training_cluster")["aml"]
+    for cluster in ("training_cluster", "cpu_cluster"):
+        if cluster in aml:
+            assert retirement(aml[cluster]["size"]) is None, (page, aml[cluster])
+
+
+def test_dry_run_of_the_example_config_names_a_current_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/azure.md's configuration (section 3), as written, through ``workspace setup --dry-run``."""
+    from archai_aml.workspace.vm_sizes import retirement
+
+    monkeypatch.chdir(REPO)  # its conda_file is relative to the checkout
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000000")
+    monkeypatch.setenv("AML_IDENTITY_CLIENT_ID", "11111111-2222-3333-4444-555555555555")
+    monkeypatch.setenv("AML_IDENTITY_RESOURCE_ID", UAI)
+    block = (REPO / "docs" / "azure.md").read_text(encoding="utf-8").split("```yaml\n")[1].split("```")[0]
+    path = tmp_path / "facesyn.yaml"
+    path.write_text(block)
+    ws = Workspace()
+    monkeypatch.setattr(workspace_cli, "make_ml_client", lambda aml: ws.client)
+    assert cli.main(["--config", str(path), "workspace", "setup", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    size = _doc_yaml("docs/azure.md", "nasstore123")["aml"]["training_cluster"]["size"]
+    gpu = next(line for line in out.splitlines() if line.startswith("compute") and "gpu-cluster" in line)
+    assert "would create" in gpu and f"would create  {size}, 0-8 nodes" in gpu
+    assert retirement(size) is None and "WARNING" not in out and ws.creates() == []
+
+
+def test_role_commands_name_a_new_identity_by_object_id(tmp_path: Path) -> None:
+    from archai_aml.workspace import role_instructions
+
+    config = make_config(tmp_path)
+    assert config.aml is not None
+    text = role_instructions(config.aml, config.store)
+    assert f"--assignee-object-id $(az identity show --ids {UAI} --query principalId -o tsv)" in text
+    assert text.count("--assignee-principal-type ServicePrincipal") == 2 and "--assignee 1111" not in text
+    bare = config.aml.model_copy(update={"identity_resource_id": None})
+    assert "--assignee 11111111-2222-3333-4444-555555555555 --role" in role_instructions(bare, config.store)
+
+
+def test_documented_az_commands_carry_what_the_cli_needs() -> None:
+    """The Azure CLI cannot run here: the snippets are checked for the arguments its documentation requires."""
+    import re
+
+    workspace = (REPO / "docs" / "workspace.md").read_text(encoding="utf-8")
+    updates = re.findall(r"az ml compute update[^`]*", workspace)
+    assert updates and all(
+        all(f" {flag} " in " ".join(u.split()) + " " for flag in ("-n", "-g", "-w")) for u in updates
+    )
+    for page in ("docs/azure.md", "docs/workspace.md"):
+        blocks = (REPO / page).read_text(encoding="utf-8").split("```bash\n")[1:]
+        text = "\n".join(b.split("```", 1)[0] for b in blocks)
+        assert "--assignee $CLIENT_ID" not in text and "--assignee <identity client id" not in text, page
+        assert "--assignee-object-id $PRINCIPAL_ID --assignee-principal-type ServicePrincipal" in text, page

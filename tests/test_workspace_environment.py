@@ -10,18 +10,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from azure.ai.ml import MLClient
-from azure.identity import DefaultAzureCredential
 
 from archai_aml import cli
 from archai_aml.config import AzureMLConfig, EnvironmentConfig, StoreConfig, WorkspaceConfig, load_config
 from archai_aml.pipelines import build_training_pipeline
 from archai_aml.runner.azureml import submit_runner_job
+from archai_aml.testing.mlclient import FakeWorkspace as Workspace
 from archai_aml.workspace import cli as workspace_cli
 from archai_aml.workspace import environment_reference, prepare_environment, setup_workspace
 from archai_aml.workspace.environment import project_root, wheel_digest
 from tests.pipeline_helpers import make_config as make_training_config
-from tests.test_workspace import Workspace, make_config
+from tests.test_workspace import make_config
 
 ROOT = project_root()
 
@@ -143,17 +142,9 @@ def test_pipeline_runner_job_and_setup_name_the_same_version(
         }
     )
 
-    class Jobs:
-        submitted: list[object] = []
-
-        def create_or_update(self, job: object, **kwargs: object) -> object:
-            self.submitted.append(job)
-            return job
-
-    ml = MLClient(DefaultAzureCredential(), "s", "g", "w")
-    ml._jobs = Jobs()  # type: ignore[assignment]
-    runner_job = submit_runner_job(runner_cfg, instances=1, ml_client=ml)
-    assert runner_job.environment == reference
+    jobs_ws = Workspace()
+    runner_job = submit_runner_job(runner_cfg, instances=1, ml_client=jobs_ws.client)
+    assert runner_job.environment == reference and jobs_ws.jobs.submitted[0][0].environment == reference
     # --dry-run prints what would be built
     monkeypatch.setattr(workspace_cli, "make_ml_client", lambda aml: Workspace().client)
     path = tmp_path / "config.yaml"

@@ -8,8 +8,12 @@
 3. **environment**: the conda file in the wheel-carrying environment of
    :mod:`archai_aml.workspace.environment` (created when its content-hashed version is new);
 4. **run**: the command job is submitted; its log is streamed (the SDK's ``jobs.stream`` in a thread)
-   while the main thread polls the status, so Ctrl-C cancels the job (``jobs.begin_cancel``);
-5. **download**: the job's outputs and logs into ``outputs/<job name>/``.
+   while the main thread polls the status until it is final (:mod:`archai_aml.pipelines.job_states`:
+   ``NotResponding`` and ``Paused`` are not, and are reported with what they mean). Ctrl-C cancels the job
+   (``jobs.begin_cancel``) and waits up to ``cancel_wait_s`` seconds for Azure ML to confirm, saying so
+   when it did not;
+5. **download**: the job's outputs and logs into ``outputs/<job name>/``. A failed job's result carries a
+   :class:`~archai_aml.errors.JobFailedError` naming it and its studio page (``RunResult.error``).
 
 :func:`run_local` runs the same script here as a subprocess with the same folder convention
 (``outputs/<job name>/`` as its outputs), streaming its output; Ctrl-C stops it.
@@ -30,10 +34,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from archai_aml.config import AzureMLConfig, ClusterConfig, EnvironmentConfig, StoreConfig
-from archai_aml.errors import ConfigError, JobError
+from archai_aml.errors import ConfigError, JobError, JobFailedError
 from archai_aml.executor.jobs import data_uri, script_job
 from archai_aml.executor.sync import DATA_PARTITION, SyncResult, sync_dataset
 from archai_aml.paths import DATA_BLOBS, PIPELINE, ProjectPaths
+from archai_aml.pipelines.job_states import is_final, status_name, waiting_note
 from archai_aml.store import Store
 
 __all__ = ["RunResult", "ensure_compute", "ensure_environment", "load_compute", "run_local", "run_on_azure"]
@@ -41,7 +46,6 @@ __all__ = ["RunResult", "ensure_compute", "ensure_environment", "load_compute", 
 log = logging.getLogger(__name__)
 
 Phase = Callable[[str, str], None]
-TERMINAL = ("Completed", "Failed", "Canceled", "NotResponding")
 
 
 @dataclass
@@ -51,6 +55,8 @@ class RunResult:
     outputs: Path
     synced: list[SyncResult] = field(default_factory=list)
     returncode: int | None = None
+    #: Why an Azure ML job failed (its name, the service's error, its studio page); None otherwise.
+    error: JobFailedError | None = None
 
 
 def _log_phase(phase: str, text: str) -> None:
@@ -88,6 +94,8 @@ def ensure_compute(
     from archai_aml.workspace.setup import _create, plan_cluster
 
     item = plan_cluster(ml_client, cluster, aml)
+    for warning in item.warnings:
+        log.warning("%s", warning)
     if item.action == "differs":
         raise ConfigError(
             f"compute {cluster.name} exists with other settings ({item.detail}): use another name in the "
@@ -124,9 +132,13 @@ def _sync_all(
     return results
 
 
-def _stream(ml_client: Any, name: str) -> None:
+def _stream(ml_client: Any, name: str, url: str | None, failures: list[JobFailedError]) -> None:
+    from archai_aml.pipelines.azureml import stream_job
+
     try:
-        ml_client.jobs.stream(name)
+        stream_job(ml_client, name, url)
+    except JobFailedError as exc:  # the status poll sees the same end; the error says why
+        failures.append(exc)
     except Exception as exc:  # the status poll decides the outcome; a broken stream only loses log lines
         log.warning("log stream of %s ended: %s", name, exc)
 
@@ -151,9 +163,13 @@ def run_on_azure(
     on_phase: Phase = _log_phase,
     poll_interval_s: float = 10.0,
     job_name: str | None = None,
+    cancel_wait_s: float | None = None,
     **job_options: Any,
 ) -> RunResult:
-    """Sync, ensure compute and environment, run ``script`` (under ``pipeline/``) to its end, download."""
+    """Sync, ensure compute and environment, run ``script`` (under ``pipeline/``) to its end, download.
+
+    ``cancel_wait_s``: after Ctrl-C, how long to wait for Azure ML to confirm the cancel (default
+    :data:`archai_aml.pipelines.azureml.CANCEL_WAIT_S`)."""
     project = ProjectPaths.of_project(project_root)
     if not (project.pipeline / script).is_file():
         raise ConfigError(f"script {script} is not in {project.pipeline} (the project's {PIPELINE}/ folder)")
@@ -195,28 +211,41 @@ def run_on_azure(
         raise JobError(
             f"submitting {script} to {cluster} failed: {exc}; check the workspace and quota"
         ) from exc
+    from archai_aml.pipelines.azureml import CANCEL_WAIT_S, cancel_job
+
     name = str(getattr(submitted, "name", None) or name)
-    on_phase("run", f"{name} submitted: {getattr(submitted, 'studio_url', None) or ''}".rstrip())
-    streamer = threading.Thread(target=_stream, args=(ml_client, name), daemon=True)
+    url = getattr(submitted, "studio_url", None)
+    on_phase("run", f"{name} submitted: {url or ''}".rstrip())
+    failures: list[JobFailedError] = []
+    streamer = threading.Thread(target=_stream, args=(ml_client, name, url, failures), daemon=True)
     streamer.start()
-    status = str(getattr(submitted, "status", None) or "Queued")
+    status = status_name(getattr(submitted, "status", None)) or "Queued"
     try:
-        while status not in TERMINAL:
+        while not is_final(status):
             time.sleep(poll_interval_s)
-            new = str(ml_client.jobs.get(name).status)
+            new = status_name(ml_client.jobs.get(name).status)
             if new != status:
-                on_phase("run", f"{name}: {new}")
+                note = waiting_note(new)
+                on_phase("run", f"{name}: {new}" + (f" ({note}; {url or 'see the studio'})" if note else ""))
             status = new
     except KeyboardInterrupt:
-        on_phase("run", f"interrupted: canceling {name}")
-        ml_client.jobs.begin_cancel(name)
+        wait_s = CANCEL_WAIT_S if cancel_wait_s is None else cancel_wait_s
+        on_phase("run", f"interrupted: canceling {name} (waiting up to {wait_s:g} s for Azure ML to confirm)")
+        if cancel_job(ml_client, name, wait_s=wait_s):
+            on_phase("run", f"{name} canceled")
+        else:
+            on_phase("run", f"{name}: cancel not confirmed after {wait_s:g} s; it may still run: {url or ''}")
         raise
     streamer.join(timeout=5)
     target = project.outputs / name
     target.mkdir(parents=True, exist_ok=True)
     ml_client.jobs.download(name, download_path=str(target), all=True)
     on_phase("download", f"outputs and logs of {name} in {target}")
-    return RunResult(name, status, target, synced)
+    error = None
+    if status == "Failed":
+        error = failures[0] if failures else JobFailedError(name, url, "status Failed")
+        on_phase("run", str(error))
+    return RunResult(name, status, target, synced, error=error)
 
 
 def run_local(

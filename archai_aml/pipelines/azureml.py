@@ -4,6 +4,11 @@ Credentials (:func:`azure_credential`): inside an Azure ML job that runs with th
 (``OBO_ENDPOINT`` is set, or the Spark OBO token provider), :class:`azure.ai.ml.identity.AzureMLOnBehalfOfCredential`;
 everywhere else :class:`azure.identity.DefaultAzureCredential` (environment, managed identity, Azure CLI...),
 with ``identity_client_id`` naming a user-assigned managed identity.
+
+:func:`stream_job` and :func:`cancel_job` are shared with the executor (:mod:`archai_aml.executor.run`):
+a failed job's stream ends in :class:`~archai_aml.errors.JobFailedError` (naming the job and its studio
+page) instead of azure-ai-ml's ``JobException``, and a cancel waits for the service's confirmation for a
+bounded time (``cancel_wait_s``, default :data:`CANCEL_WAIT_S`), saying when it did not come.
 """
 
 from __future__ import annotations
@@ -18,11 +23,72 @@ from typing import Any
 
 from archai_aml._optional import require
 from archai_aml.config import AzureMLConfig
-from archai_aml.errors import JobError
+from archai_aml.errors import JobError, JobFailedError
+from archai_aml.pipelines.job_states import status_name
 
-__all__ = ["AzureMLJobRunner", "azure_credential", "inside_azureml_job"]
+__all__ = [
+    "CANCEL_WAIT_S",
+    "AzureMLJobRunner",
+    "azure_credential",
+    "cancel_job",
+    "inside_azureml_job",
+    "job_studio_url",
+    "stream_job",
+]
 
 log = logging.getLogger(__name__)
+
+#: How long a cancel waits for the service to confirm it (seconds); then it returns, saying the job may still
+#: be ending. A chosen bound, not a measured one: a cancel usually completes within seconds.
+CANCEL_WAIT_S = 60.0
+
+
+def job_studio_url(ml_client: Any, name: str) -> str | None:
+    """The studio page of job ``name`` (None when the workspace cannot be asked)."""
+    try:
+        return getattr(ml_client.jobs.get(name), "studio_url", None)
+    except Exception as exc:  # only informational
+        log.debug("no studio URL for %s: %s", name, exc)
+        return None
+
+
+def stream_job(ml_client: Any, name: str, studio_url: str | None = None) -> None:
+    """``ml_client.jobs.stream(name)``: the job's output until it ends.
+
+    azure-ai-ml raises ``JobException`` when the job failed (``stream_logs_until_completion``); that becomes a
+    :class:`JobFailedError` naming the job, the service's error and the studio page. A Ctrl-C during the
+    stream (which azure-ai-ml also turns into a ``JobException``) stays a ``KeyboardInterrupt``.
+    """
+    require("azure.ai.ml", feature="streaming an Azure ML job")
+    from azure.ai.ml.exceptions import JobException
+
+    try:
+        ml_client.jobs.stream(name)
+    except JobException as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            raise KeyboardInterrupt from exc
+        url = studio_url or job_studio_url(ml_client, name)
+        raise JobFailedError(name, url, str(exc).replace("Exception :", "", 1)) from exc
+
+
+def cancel_job(ml_client: Any, name: str, *, wait_s: float = CANCEL_WAIT_S) -> bool:
+    """Ask Azure ML to cancel job ``name`` and wait up to ``wait_s`` seconds for it to confirm.
+
+    True when the cancel operation completed in time; False when it did not (the job may still be running:
+    logged with its studio page). ``begin_cancel`` returns an ``LROPoller``; ``wait(timeout)`` bounds the wait.
+    """
+    poller = ml_client.jobs.begin_cancel(name)
+    wait = getattr(poller, "wait", None)
+    if callable(wait):
+        wait(max(wait_s, 0.0))
+    done = getattr(poller, "done", None)
+    if callable(done) and not done():
+        log.warning(
+            "asked Azure ML to cancel %s; not confirmed after %g s: it may still be running, see %s",
+            name, wait_s, job_studio_url(ml_client, name) or "the studio",
+        )  # fmt: skip
+        return False
+    return True
 
 
 def inside_azureml_job(env: Mapping[str, str] | None = None) -> bool:
@@ -59,9 +125,13 @@ class AzureMLJobRunner:
     #: to the workspace; the monitor's interval already backs off to ``poll_interval_max_s``).
     status_every = 1
 
-    def __init__(self, ml_client: Any, *, status_every: int = 1) -> None:
+    def __init__(
+        self, ml_client: Any, *, status_every: int = 1, cancel_wait_s: float = CANCEL_WAIT_S
+    ) -> None:
         self.ml_client = ml_client
         self.status_every = max(1, status_every)
+        #: How long :meth:`cancel` waits for Azure ML to confirm (seconds).
+        self.cancel_wait_s = cancel_wait_s
 
     @classmethod
     def from_config(cls, aml: AzureMLConfig, credential: Any = None) -> AzureMLJobRunner:
@@ -89,20 +159,19 @@ class AzureMLJobRunner:
         return job
 
     def status(self, job_id: str) -> str:
-        return str(self.ml_client.jobs.get(job_id).status)
+        return status_name(self.ml_client.jobs.get(job_id).status)
 
     def node_statuses(self, job_id: str) -> dict[str, str]:
         out: dict[str, str] = {}
         for child in self.ml_client.jobs.list(parent_job_name=job_id):
             key = getattr(child, "display_name", None) or child.name
-            out[str(key)] = str(child.status)
+            out[str(key)] = status_name(child.status)
         return out
 
     def cancel(self, job_id: str) -> None:
-        poller = self.ml_client.jobs.begin_cancel(job_id)
-        if hasattr(poller, "result"):
-            poller.result()
-        log.info("canceled Azure ML pipeline %s", job_id)
+        """Cancel the pipeline, waiting up to :attr:`cancel_wait_s` for Azure ML to confirm (:func:`cancel_job`)."""
+        if cancel_job(self.ml_client, job_id, wait_s=self.cancel_wait_s):
+            log.info("canceled Azure ML pipeline %s", job_id)
 
     def logs(self, job_id: str, node: str) -> str:
         """The user logs of a child job (downloaded from the workspace)."""
@@ -122,16 +191,13 @@ class AzureMLJobRunner:
             return "\n".join(parts)
 
     def stream(self, job_id: str) -> None:
-        """Follow the job's output until it ends (``MLClient.jobs.stream``)."""
-        self.ml_client.jobs.stream(job_id)
+        """Follow the job's output until it ends (:func:`stream_job`: a failed job raises
+        :class:`~archai_aml.errors.JobFailedError` naming it and its studio page)."""
+        stream_job(self.ml_client, job_id)
 
     def wait_for_change(self, job_id: str, timeout: float) -> bool:
         time.sleep(max(timeout, 0.0))
         return False
 
     def studio_url(self, job_id: str) -> str | None:
-        try:
-            return getattr(self.ml_client.jobs.get(job_id), "studio_url", None)
-        except Exception as exc:  # only informational
-            log.debug("no studio URL for %s: %s", job_id, exc)
-            return None
+        return job_studio_url(self.ml_client, job_id)

@@ -3,12 +3,15 @@
 Statuses are named as Azure ML names them, so that code written against the local runner behaves the same
 on Azure ML (:data:`NOT_STARTED`, :data:`PREPARING`, :data:`RUNNING`, :data:`COMPLETED`, :data:`FAILED`,
 :data:`CANCELED`; Azure ML also reports intermediate ones such as ``Queued``, ``Starting``,
-``Provisioning``, ``Finalizing``, ``CancelRequested``, ``NotResponding`` which callers treat as "not ended").
+``Provisioning``, ``Finalizing``, ``CancelRequested``, ``NotResponding``, ``Paused`` which callers treat as
+"not ended"). Which ones are final is defined once, in :mod:`archai_aml.pipelines.job_states`.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
+
+from archai_aml.pipelines.job_states import FINAL_STATUSES, is_final
 
 __all__ = [
     "CANCELED",
@@ -29,13 +32,13 @@ COMPLETED = "Completed"
 FAILED = "Failed"
 CANCELED = "Canceled"
 
-#: Statuses after which a job or a node never changes again.
-TERMINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELED})
+#: Statuses after which a job or a node never changes again (:data:`~archai_aml.pipelines.job_states.FINAL_STATUSES`).
+TERMINAL_STATUSES = FINAL_STATUSES
 
 
-def is_terminal(status: str | None) -> bool:
-    """Whether ``status`` (an Azure ML job status) is final."""
-    return status in TERMINAL_STATUSES
+def is_terminal(status: Any) -> bool:
+    """Whether ``status`` (an Azure ML job status, a word or the SDK's ``JobStatus``) is final."""
+    return is_final(status)
 
 
 @runtime_checkable

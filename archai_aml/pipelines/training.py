@@ -38,6 +38,7 @@ __all__ = [
     "ENV_MODEL_ID",
     "arch_config_json",
     "build_training_pipeline",
+    "check_model_ids",
     "fill_placeholders",
     "model_id_for",
     "new_batch_id",
@@ -50,20 +51,37 @@ log = logging.getLogger(__name__)
 #: The placeholders filled per model in ``training.command``; any other ``{...}`` (``${{inputs.data}}``) stays.
 PLACEHOLDERS = ("model_id", "experiment", "epochs", "arch_file")
 _PLACEHOLDER = re.compile(r"(?<!\{)\{(" + "|".join(PLACEHOLDERS) + r")\}(?!\})")
-_ID_CHARS = re.compile(r"[^A-Za-z0-9_]")
+_ID_CHARS = re.compile(r"[^a-z0-9_]")
 
 
 def model_id_for(arch: Any) -> str:
-    """``id_`` + the archid (Azure ML rejects node and job names starting with a digit).
+    """``id_`` + the archid, lower case (Azure ML rejects node and job names starting with a digit, and
+    lowercases node names: ``id_ABC`` would be submitted as ``id_abc``).
 
-    Characters other than letters, digits and ``_`` are replaced by ``_`` and a short hash of the original
-    archid keeps such ids distinct.
+    Characters other than lower-case letters, digits and ``_`` are replaced by ``_`` (upper-case letters by
+    their lower case) and a short hash of the original archid keeps such ids distinct: ``ABC`` and ``abc``
+    give two ids. Archai's own archids (SHA-1 hex digests) are kept as they are.
     """
     archid = str(getattr(arch, "archid", arch))
-    clean = _ID_CHARS.sub("_", archid)
+    clean = _ID_CHARS.sub("_", archid.lower())
     if clean != archid:
         clean = f"{clean[:200]}_{hashlib.sha1(archid.encode('utf-8')).hexdigest()[:10]}"
     return "id_" + clean
+
+
+def check_model_ids(model_ids: Sequence[str]) -> None:
+    """Refuse, before anything is submitted, ids that Azure ML would rename: upper case (node names are
+    lowercased by the SDK) or two ids that differ only in case."""
+    seen: dict[str, str] = {}
+    for model_id in model_ids:
+        if model_id != model_id.lower() or _ID_CHARS.search(model_id):
+            raise ConfigError(
+                f"model id {model_id!r}: Azure ML node names are lower-case letters, digits and _ "
+                "(the SDK would rename it); make ids with model_id_for"
+            )
+        if model_id in seen:
+            raise ConfigError(f"model id {model_id!r} appears twice in one training pipeline")
+        seen[model_id] = model_id
 
 
 def format_epochs(epochs: float) -> str:
@@ -137,7 +155,11 @@ def build_training_pipeline(
     training_epochs: float,
     batch_id: str,
 ) -> Any:
-    """A ``PipelineJob`` with one ``command`` node per model id (named after it), not submitted."""
+    """A ``PipelineJob`` with one ``command`` node per model id (named after it), not submitted.
+
+    The ids must be what :func:`model_id_for` makes (lower case, :func:`check_model_ids`), so that the node
+    names Azure ML keeps are the ids the store's rows carry."""
+    check_model_ids(model_ids)
     require("azure.ai.ml", feature="building Azure ML training pipelines (also for local runs)")
     from azure.ai.ml import Input, Output, command, dsl
     from azure.ai.ml.entities import ManagedIdentityConfiguration, UserIdentityConfiguration

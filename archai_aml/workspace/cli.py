@@ -64,11 +64,18 @@ def format_plan(plan: list[ResourcePlan], *, created: bool = False, dry_run: boo
     return "\n".join(lines)
 
 
+def _warnings(plan: list[ResourcePlan]) -> None:
+    for item in plan:
+        for warning in item.warnings:
+            _out(f"WARNING: {warning}")
+
+
 def _setup(args: argparse.Namespace) -> int:
     config, aml = _config(args)
     client = make_ml_client(aml)
     resources = setup_workspace(client, config, dry_run=args.dry_run, progress=not args.no_progress)
     _out(format_plan(resources.plan, created=not args.dry_run, dry_run=args.dry_run))
+    _warnings(resources.plan)
     _out()
     _out(f"environment: {resources.environment}")
     for item in resources.plan:
@@ -90,6 +97,7 @@ def _show(args: argparse.Namespace) -> int:
     config, aml = _config(args)
     plan = plan_workspace(make_ml_client(aml), aml, config.store)
     _out(format_plan(plan))
+    _warnings(plan)
     return 0
 
 

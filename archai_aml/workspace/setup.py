@@ -6,7 +6,8 @@ with other settings is reported (a cluster of another VM size, an environment ve
 rather than silently replaced.
 
 - clusters ``aml.training_cluster`` and ``aml.cpu_cluster``: ``AmlCompute`` with the configured size, scale
-  settings and tier, carrying the user-assigned identity ``aml.identity_resource_id`` when one is set;
+  settings and tier, carrying the user-assigned identity ``aml.identity_resource_id`` when one is set; a size
+  on the retirement list of :mod:`archai_aml.workspace.vm_sizes` is warned about (``ResourcePlan.warnings``);
 - environment ``aml.environment``: a Docker build context with a wheel of this checkout, the conda file and
   the image, versioned by a content hash (:mod:`archai_aml.workspace.environment`), referenced by pipelines
   as ``name:version``;
@@ -33,6 +34,8 @@ from archai_aml.config import ArchaiAmlConfig, AzureMLConfig, ClusterConfig, Sto
 from archai_aml.errors import ConfigError, WorkspaceError
 from archai_aml.store.connection import DEV_ACCOUNT, parse_connection_string
 from archai_aml.workspace.environment import plan_environment
+from archai_aml.workspace.roles import BLOB_ROLE, CREATE_ROLES, TABLE_ROLE, role_instructions
+from archai_aml.workspace.vm_sizes import retirement_warning
 
 __all__ = [
     "BLOB_ROLE",
@@ -47,10 +50,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: Azure RBAC roles the job identity needs on the storage account (blobs: models, data; tables: status).
-BLOB_ROLE = "Storage Blob Data Contributor"
-TABLE_ROLE = "Storage Table Data Contributor"
 
 Action = Literal["exists", "create", "differs", "conflict", "blocked"]
 
@@ -71,6 +70,8 @@ class ResourcePlan:
     entity: Any = field(default=None, repr=False)
     #: What pipelines reference (``name:version`` for the environment), when known.
     reference: str | None = None
+    #: What the user should know before this resource is used (a retired VM size).
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -157,6 +158,7 @@ def plan_cluster(ml_client: Any, cluster: ClusterConfig, aml: AzureMLConfig) -> 
     from azure.ai.ml.entities import AmlCompute
 
     existing = _lookup(ml_client.compute.get, f"compute cluster {cluster.name!r}", cluster.name)
+    warnings = [w for w in [retirement_warning(cluster.size, what=f"compute {cluster.name}")] if w]
     if existing is None:
         entity = AmlCompute(
             name=cluster.name,
@@ -173,11 +175,13 @@ def plan_cluster(ml_client: Any, cluster: ClusterConfig, aml: AzureMLConfig) -> 
         )
         if aml.identity_resource_id:
             detail += ", user-assigned identity"
-        return ResourcePlan("compute", cluster.name, "create", detail, entity, cluster.name)
+        return ResourcePlan("compute", cluster.name, "create", detail, entity, cluster.name, warnings)
     differences = []
     size = getattr(existing, "size", None)
     if size and str(size).lower() != cluster.size.lower():
         differences.append(f"size is {size}, config says {cluster.size}")
+        note = retirement_warning(str(size), what=f"the existing compute {cluster.name}")
+        warnings += [note] if note else []
     if getattr(existing, "type", "amlcompute") not in (None, "amlcompute"):
         differences.append(f"type is {existing.type}, not amlcompute")
     for attr in ("min_instances", "max_instances"):
@@ -189,8 +193,10 @@ def plan_cluster(ml_client: Any, cluster: ClusterConfig, aml: AzureMLConfig) -> 
     ):
         differences.append("the user-assigned identity aml.identity_resource_id is not attached")
     if differences:
-        return ResourcePlan("compute", cluster.name, "differs", "; ".join(differences), None, cluster.name)
-    return ResourcePlan("compute", cluster.name, "exists", f"{size}", None, cluster.name)
+        return ResourcePlan(
+            "compute", cluster.name, "differs", "; ".join(differences), None, cluster.name, warnings
+        )
+    return ResourcePlan("compute", cluster.name, "exists", f"{size}", None, cluster.name, warnings)
 
 
 def plan_datastore(
@@ -297,36 +303,14 @@ def _create(ml_client: Any, item: ResourcePlan, *, progress: bool, poll_interval
         if item.kind == "datastore":
             return ml_client.datastores.create_or_update(item.entity)
     except Exception as exc:
+        roles = CREATE_ROLES.get(item.kind, "Owner or Contributor")
+        quota = " and the VM quota of the cluster size" if item.kind == "compute" else ""
+        retired = "".join(f"; {w}" for w in item.warnings)
         raise WorkspaceError(
-            f"could not create {what}: {exc}; check your role on the workspace (Contributor or AzureML "
-            "Data Scientist), the VM quota of the cluster size, and the names in the aml configuration"
+            f"could not create {what}: {exc}{retired}; check your role on the workspace ({roles}){quota}, "
+            "and the names in the aml configuration"
         ) from exc
     raise WorkspaceError(f"unknown resource kind {item.kind!r}")
-
-
-def role_instructions(aml: AzureMLConfig, store_config: StoreConfig | None) -> str:
-    """Text telling which identity needs which roles on the storage account (never run, only shown)."""
-    account = storage_account(store_config)
-    name = account[0] if account else "<storage-account>"
-    who = (
-        f"the user-assigned identity {aml.identity_client_id}"
-        if aml.identity_client_id
-        else "every user who submits jobs (jobs run with the submitting user's identity)"
-    )
-    assignee = aml.identity_client_id or "<user-or-identity-object-id>"
-    scope = (
-        f"$(az storage account show -n {name} --query id -o tsv)"
-        if account
-        else "<storage account resource id>"
-    )
-    lines = [
-        f"Jobs reach storage with their identity: grant {who} these roles on storage account {name}:",
-        f"  {BLOB_ROLE} (models and data containers)",
-        f"  {TABLE_ROLE} (the status table)",
-    ]
-    for role in (BLOB_ROLE, TABLE_ROLE):
-        lines.append(f'  az role assignment create --assignee {assignee} --role "{role}" --scope {scope}')
-    return "\n".join(lines)
 
 
 def setup_workspace(
@@ -356,6 +340,8 @@ def setup_workspace(
     for item in plan:
         if item.action == "differs":
             log.warning("%s %s exists with other settings, left as is: %s", item.kind, item.name, item.detail)
+        for warning in item.warnings:
+            log.warning("%s", warning)
     problems = [item for item in plan if item.action in ("conflict", "blocked")]
     if problems and not dry_run:
         raise WorkspaceError(
