@@ -3,8 +3,8 @@
 MACs, parameters and output shapes come from :func:`archai_aml.ort.info.onnx_model_info` (the same count the
 runners write to the ``macs``/``params`` columns); this module groups them per operator kind and adds what a
 backend's tiling depends on: activation bytes (output elements x 4), kernel sizes, strides, channel counts
-and the smallest spatial size. Every feature is a float; magnitudes are ``log1p`` of the counts, so that a
-regressor sees ratios (latency scales with work roughly multiplicatively across a search space).
+and the smallest spatial size. Every feature is a plain count (a float); the predictor decides how to
+transform them.
 
 The groups: ``conv`` (dense convolutions), ``dwconv`` (depthwise: ``group == C_in``, ``group > 1``),
 ``convt`` (``ConvTranspose``), ``matmul`` (``Gemm``/``MatMul``), ``resize`` (``Resize``/``Upsample``),
@@ -124,20 +124,19 @@ def graph_features(
         else (sum(k for k, _ in kernels) / len(kernels) if kernels else 0.0)
     )
     out: dict[str, float] = {
-        "total_macs": math.log1p(info.macs),
-        "total_params": math.log1p(info.params),
-        "total_act_bytes": math.log1p(act_total),
-        "total_input_pixels": math.log1p(pixels),
-        "total_nodes": math.log1p(len(nodes)),
+        "total_macs": float(info.macs),
+        "total_params": float(info.params),
+        "total_act_bytes": act_total,
+        "total_input_pixels": pixels,
+        "total_nodes": float(len(nodes)),
         "total_conv_kernel_mean": kernel_mean,
         "total_conv_stride2": float(stride2),
-        "total_conv_cin_max": math.log1p(cin_max),
-        "total_conv_cout_max": math.log1p(cout_max),
-        "total_spatial_min": math.log1p(0 if spatial_min == math.inf else spatial_min),
+        "total_conv_cin_max": float(cin_max),
+        "total_conv_cout_max": float(cout_max),
+        "total_spatial_min": float(0 if spatial_min == math.inf else spatial_min),
         "total_macs_per_act_byte": info.macs / act_total if act_total > 0 else 0.0,
     }
     for group, values in groups.items():
-        out[f"{group}_count"] = values["count"]
-        for what in ("macs", "params", "act_bytes"):
-            out[f"{group}_{what}"] = math.log1p(values[what])
+        for what in _PER_GROUP:
+            out[f"{group}_{what}"] = values[what]
     return {name: float(out[name]) for name in FEATURE_NAMES}
