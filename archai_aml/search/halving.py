@@ -28,6 +28,7 @@ from typing import Any
 from archai.discrete_search.algos.successive_halving import SuccessiveHalvingSearch
 from archai.discrete_search.api.search_results import SearchResults
 from archai.discrete_search.utils.multi_objective import get_non_dominated_sorting
+from overrides import overrides
 
 from archai_aml.pareto.rank import RankAgreement, rank_agreement
 from archai_aml.search.front import find_predicted_latency, label_sources, measure_front, unwrap
@@ -81,6 +82,7 @@ class ContinuingSuccessiveHalving(SuccessiveHalvingSearch):
                 break
         return kept
 
+    @overrides
     def search(self) -> SearchResults:
         budget = float(self.init_budget or 1.0)
         selected = [self.search_space.random_sample() for _ in range(int(self.init_num_models or 1))]
