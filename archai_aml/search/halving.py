@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from archai.discrete_search.algos.successive_halving import SuccessiveHalvingSearch
@@ -56,6 +57,9 @@ class ContinuingSuccessiveHalving(SuccessiveHalvingSearch):
         measure_front_latency: bool = True,
         **kwargs: Any,
     ) -> None:
+        output_dir = kwargs.get("output_dir", args[3] if len(args) > 3 else None)
+        if output_dir is not None:  # Archai makes only the last level of it
+            Path(output_dir).mkdir(parents=True, exist_ok=True)
         super().__init__(*args, **kwargs)
         if budget_objectives is None:
             budget_objectives = [
