@@ -121,3 +121,32 @@ def test_a_crash_between_budgets_resumes_from_the_last_checkpoint(tmp_path: Path
     assert [(r["from"], r["trained"]) for r in log_lines(log_file)] == [(0.0, 1.0), (1.0, 1.0), (1.0, 1.0)]
     row = rerun.store.get("exp", "id_m000")
     assert row is not None and row["epochs_spent"] == 2.0 and row["checkpoint_epochs"] == 2.0
+
+
+def test_azure_ml_pipeline_nodes_carry_the_continuation(tmp_path: Path) -> None:
+    """The Azure ML pipeline (real azure-ai-ml objects) of a promotion: the continued node trains the
+    missing epochs and its environment names the checkpoint blob; the other trains from scratch."""
+    from archai_aml.config import AzureMLConfig, WorkspaceConfig
+    from archai_aml.pipelines.training import build_training_pipeline
+    from archai_aml.training.checkpoint import Resume
+
+    cfg = make_config(
+        tmp_path, StoreConfig(backend="azure", account_name="acct", managed_identity_client_id="cid")
+    )
+    cfg.aml = AzureMLConfig(
+        workspace=WorkspaceConfig(subscription_id="s", resource_group="g", workspace_name="w")
+    )
+    resume = {"id_a": Resume("checkpoint_e1.pt", 1.0)}
+    job = build_training_pipeline("d", cfg, cfg.store, ["id_a", "id_b"], 4, "train_exp_2", resume)
+    a, b = job.jobs["id_a"], job.jobs["id_b"]
+    assert a.command.endswith("--model-id id_a --epochs 3") and b.command.endswith(
+        "--model-id id_b --epochs 4"
+    )
+    assert a.environment_variables["ARCHAI_AML_RESUME_CHECKPOINT"] == "checkpoint_e1.pt"
+    assert a.environment_variables["ARCHAI_AML_EPOCHS_DONE"] == "1"
+    assert (
+        a.environment_variables["ARCHAI_AML_TOTAL_EPOCHS"]
+        == b.environment_variables["ARCHAI_AML_TOTAL_EPOCHS"]
+        == "4"
+    )
+    assert "ARCHAI_AML_RESUME_CHECKPOINT" not in b.environment_variables

@@ -197,3 +197,22 @@ def test_rank_agreement_on_known_rankings() -> None:
     # models lacking a value on either side are left out
     missing: dict[str, Any] = dict(full, m9=math.nan)
     assert rank_agreement(missing, full).n == 9
+
+
+def test_plots_mark_predicted_latencies(store: Store, tmp_path: Path) -> None:
+    from archai_aml.plots import figure_iteration, from_store, plot_pareto
+
+    for i, source in enumerate(["measured", "predicted", "measured"]):
+        name = f"id_m{i}"
+        store.create("plotexp", name, {"status": "complete", "val_iou": 0.3 + 0.1 * i, "iteration": 1})
+        latency: dict[str, Any] = {"status": "complete", "latency_source": source}
+        latency["mean" if source == "measured" else "predicted_mean"] = 1.0 + i
+        store.create("plotexp-latency", name, latency)
+    data = from_store(store, "plotexp")
+    assert len(data.rows) == 3  # the predicted one is drawn, at its predicted_mean
+    fig, _ = figure_iteration(data, 1)
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert "latency predicted: 1" in labels
+    rows = [dict(r) for r in data.rows]
+    plot_pareto(rows, "mean", "val_iou", tmp_path / "p.png", source="latency_source")
+    assert (tmp_path / "p.png").stat().st_size > 0
