@@ -150,3 +150,42 @@ def test_azure_ml_pipeline_nodes_carry_the_continuation(tmp_path: Path) -> None:
         == "4"
     )
     assert "ARCHAI_AML_RESUME_CHECKPOINT" not in b.environment_variables
+
+
+def test_example_train_script_continues_from_its_checkpoint(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """examples/face_segmentation/train.py for real: 0.5 epochs, then 0.5 more from the stored weights."""
+    import torch
+
+    from archai_aml.store import open_store as _open
+    from tests.test_face_segmentation import TINY_ARCH, _run_train
+
+    config = StoreConfig(backend="embedded", path=tmp_path / "store", table_name="contjobs")
+    with _open(config) as store:
+        store.create("exp", "m1", {"status": "preparing", "epochs": 0.5})
+        store.upload_bytes("exp", "m1", "m1.json", json.dumps(TINY_ARCH).encode())
+    monkeypatch.setenv("ARCHAI_AML_TOTAL_EPOCHS", "0.5")
+    first = _run_train(tmp_path, config, "m1")
+    assert first.returncode == 0, first.stderr[-3000:]
+    with _open(config) as store:
+        row = store.get("exp", "m1")
+        assert row is not None and row["checkpoint"] == "checkpoint_e0_5.pt" and row["epochs_spent"] == 0.5
+        half = torch.load(
+            store.download("exp", "m1", tmp_path / "w", blob_names=["checkpoint_e0_5.pt"])[0],
+            weights_only=True,
+        )
+    monkeypatch.setenv("ARCHAI_AML_TOTAL_EPOCHS", "1")
+    monkeypatch.setenv("ARCHAI_AML_EPOCHS_DONE", "0.5")
+    monkeypatch.setenv("ARCHAI_AML_RESUME_CHECKPOINT", "checkpoint_e0_5.pt")
+    second = _run_train(tmp_path, config, "m1")  # --epochs 0.5: the missing half
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "continues from 0.5 epochs for 0.5 more" in second.stderr
+    with _open(config) as store:
+        row = store.get("exp", "m1")
+        assert row is not None and row["status"] == "complete"
+        assert row["epochs"] == 1.0 and row["epochs_spent"] == 1.0 and row["checkpoint_epochs"] == 1.0
+        assert "val_iou_at_0_5" in row and row["val_iou_at_1"] == row["val_iou"]
+        full = torch.load(
+            store.download("exp", "m1", tmp_path / "w1", blob_names=["checkpoint_e1.pt"])[0],
+            weights_only=True,
+        )
+    assert set(full) == set(half) and any(not torch.equal(full[k], half[k]) for k in full)
