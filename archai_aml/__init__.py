@@ -53,6 +53,10 @@ _LAZY: dict[str, str] = {
     "RunnerSettings": "archai_aml.runner.worker",
     # inside a training job
     "TrainingJob": "archai_aml.training.job",
+    # spending less per candidate (issue 23): predicted latency, successive halving that continues training
+    "LatencyPredictor": "archai_aml.predict.predictor",
+    "PredictedLatencyEvaluator": "archai_aml.predict.evaluator",
+    "ContinuingSuccessiveHalving": "archai_aml.search.halving",
     # results
     "pareto_front": "archai_aml.plots",
     "plot_search": "archai_aml.plots",
@@ -65,9 +69,12 @@ __all__ = [
     "ArchaiAmlError",
     "AzureMLJobRunner",
     "CompletionMonitor",
+    "ContinuingSuccessiveHalving",
     "JobRunner",
+    "LatencyPredictor",
     "LocalJobRunner",
     "MissingDependencyError",
+    "PredictedLatencyEvaluator",
     "RemoteAzureBenchmarkEvaluator",
     "Runner",
     "RunnerSettings",
@@ -112,7 +119,10 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names come
     from archai_aml.pipelines.monitor import CompletionMonitor
     from archai_aml.pipelines.training import build_training_pipeline, start_training_pipeline
     from archai_aml.plots import pareto_front, plot_search
+    from archai_aml.predict.evaluator import PredictedLatencyEvaluator
+    from archai_aml.predict.predictor import LatencyPredictor
     from archai_aml.runner.worker import Runner, RunnerSettings
+    from archai_aml.search.halving import ContinuingSuccessiveHalving
     from archai_aml.store import open_store
     from archai_aml.store.base import Store
     from archai_aml.targets import available_targets, get_target, register_target

@@ -111,6 +111,7 @@ MEANINGS: dict[str, str] = {
     "SearchConfig.latency_experiment": "partition of the latency rows (default `<experiment_name>-latency`)",
     "SearchConfig.target_f1": "latency rows also get the target's F1 runs (the results show the on-target `f1_1k`)",
     "SearchConfig.allow_simulated_latency": "accept latency measured on a simulator (the x86-64 QNN HTP emulator) as an objective",
+    "SearchConfig.min_rank_tau": "warn when Kendall's tau between partial and full (or higher-budget) training is below this",
     "TargetConfig.sdk_root": "snpe: the SNPE / QAIRT SDK folder (default: `$SNPE_ROOT`)",
     "TargetConfig.htp_socs": "snpe: SoCs of the offline HTP graph cache (`snpe-dlc-graph-prepare --htp_socs`, e.g. `sm8650`)",
     "TargetConfig.hub_device": "aihub: the Qualcomm AI Hub device to compile for and run on",

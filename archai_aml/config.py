@@ -292,6 +292,8 @@ class SearchConfig(_Model):
     target_f1: bool = False
     #: Accept latency measured on a simulator (the QNN HTP emulator of an x86-64 host) as the objective.
     allow_simulated_latency: bool = False
+    #: Warn when Kendall's tau between partial and full (or higher-budget) training is below this.
+    min_rank_tau: Float = Field(default=0.6, ge=-1, le=1)
 
 
 class ArchaiAmlConfig(_Model):

@@ -180,3 +180,8 @@ class JobTerminatedError(JobError):
 
 class WorkspaceError(ArchaiAmlError):
     """An Azure ML workspace resource (cluster, environment, datastore, data asset) cannot be set up."""
+
+
+class PredictorError(ArchaiAmlError):
+    """A latency predictor cannot answer: too few measured rows of its target and device, or it was asked
+    about another target or device than the one it was trained for."""

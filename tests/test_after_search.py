@@ -162,6 +162,11 @@ def test_train_pareto_then_snp_test_then_export(tmp_path: Path) -> None:
             assert row["epochs"] == 0.5
             assert {"model.onnx", "model.pt", "arch.json"} <= set(store.list_blobs("tiny-final", model_id))
         versions = {m: store.get("tiny", m)["_version"] for m in ids}  # type: ignore[index]
+    # the rank agreement of partial and full training is in pareto.json, results.csv and its own CSV
+    rank = json.loads((out / "pareto.json").read_text())["rank_agreement"]
+    assert rank["n"] == len(ids) and rank["partial"] == "val_iou" and rank["full"] == "final_val_iou"
+    assert rank["judged"] is (len(ids) >= 5)
+    assert (out / "rank_agreement.csv").read_text().splitlines()[0].startswith("partial,full,models,judged")
     # resumable: run again, nothing is trained
     again = script(
         "train_pareto.py", config, out, "--epochs", "1", "--from-store"

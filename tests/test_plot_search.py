@@ -209,6 +209,7 @@ def test_full_training_and_rank_correlation(store: Store) -> None:
     title = " ".join(fig.axes[0].get_title().split())  # wrapped to fit the figure
     # partial 0.32 0.45 0.50 0.55 -> full 0.60 0.75 0.70 0.85: one swapped pair
     assert "4 models" in title and "rank correlation 0.80" in title
+    assert "Kendall tau: cannot be judged on 4 models" in title  # 5 are needed
     assert "30 epochs" in " ".join(fig.axes[0].get_ylabel().split())
     assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
     assert spearman([1, 2, 2, 3], [1, 2, 2, 3]) == pytest.approx(1.0)

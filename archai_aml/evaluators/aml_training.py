@@ -26,6 +26,7 @@ from archai_aml.pipelines.monitor import DONE_STATUSES, BatchResult, CompletionM
 from archai_aml.pipelines.training import model_id_for, start_training_pipeline, store_config_of
 from archai_aml.store import Store, open_store
 from archai_aml.store.base import Entity, as_float
+from archai_aml.training.checkpoint import Resume, resume_point
 
 __all__ = ["AmlPartialTrainingEvaluator"]
 
@@ -46,7 +47,13 @@ class AmlPartialTrainingEvaluator(AsyncModelEvaluator):
         store_config: how jobs reach ``store`` (default: the store's own ``config``, else ``config.store``).
         search_space: used to serialize models without ``metadata['config']`` (its ``save_arch``).
         progress: show a tqdm progress bar while waiting.
+        continue_training: a model whose row holds a checkpoint of fewer epochs than asked (a successive-
+            halving promotion, a crash between budgets) trains the missing epochs only, from that
+            checkpoint (:mod:`archai_aml.training.checkpoint`; the training script must save checkpoints).
     """
+
+    #: ``send``'s budget changes what this evaluator returns (successive halving passes budgets to it only).
+    budget_aware = True
 
     def __init__(
         self,
@@ -60,8 +67,10 @@ class AmlPartialTrainingEvaluator(AsyncModelEvaluator):
         store_config: StoreConfig | None = None,
         search_space: Any = None,
         progress: bool = True,
+        continue_training: bool = True,
     ) -> None:
         self.config = config
+        self.continue_training = continue_training
         self.local_output = Path(local_output)
         self.tr_epochs = float(tr_epochs)
         self.timeout_seconds = float(timeout_seconds)
@@ -132,8 +141,12 @@ class AmlPartialTrainingEvaluator(AsyncModelEvaluator):
                 except ConcurrencyError:
                     row = self.store.get(self.experiment, model_id)
 
-    def _train(self, pending: list[ArchaiModel], epochs: float) -> dict[str, Entity]:
+    def _train(
+        self, pending: list[ArchaiModel], epochs: float, resume: dict[str, Resume] | None = None
+    ) -> dict[str, Entity]:
         description = f"AmlPartialTrainingEvaluator: {len(pending)} models, {epochs:g} epochs"
+        if resume:
+            description += f" ({len(resume)} continued from checkpoints)"
         pipeline_job, model_ids = start_training_pipeline(
             description,
             self.job_runner,
@@ -144,6 +157,7 @@ class AmlPartialTrainingEvaluator(AsyncModelEvaluator):
             self.local_output,
             store_config=self.store_config,
             search_space=self.search_space,
+            resume=resume,
         )
         pipeline_id = str(pipeline_job.name)
         batch_id = pipeline_id
@@ -201,7 +215,20 @@ class AmlPartialTrainingEvaluator(AsyncModelEvaluator):
                 raise ValueError(
                     f"one fetch_all trains every model for the same epochs; got budgets giving {sorted(wanted)}"
                 )
-            trained = self._train(list(pending.values()), wanted.pop())
+            total = wanted.pop()
+            resume: dict[str, Resume] = {}
+            if self.continue_training:
+                for model_id in pending:
+                    point = resume_point(
+                        self.store.get(self.experiment, model_id), total, self.store, self.experiment
+                    )
+                    if point is not None:
+                        resume[model_id] = point
+            if resume:
+                log.info(
+                    "AmlPartialTrainingEvaluator: %d models continue from their checkpoints", len(resume)
+                )
+            trained = self._train(list(pending.values()), total, resume)
             rows.update(trained)
         out: list[float | None] = []
         summary = []

@@ -33,6 +33,7 @@ from archai_aml.config import ArchaiAmlConfig, DatastoresConfig
 from archai_aml.errors import ConfigError, TrainingFailedError
 from archai_aml.evaluators.aml_training import AmlPartialTrainingEvaluator
 from archai_aml.pareto.front import ParetoModel
+from archai_aml.pareto.rank import RankAgreement, rank_agreement
 from archai_aml.pipelines.base import JobRunner
 from archai_aml.store.base import Entity, Store, as_float
 
@@ -56,6 +57,10 @@ class FullTrainingResult:
     failed: dict[str, str] = field(default_factory=dict)
     pipelines: list[str] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
+    #: Kendall's tau / Spearman's rho of the partial against the full metric over the front's models.
+    rank: RankAgreement | None = None
+    #: the warning given when tau was below ``search.min_rank_tau`` (None otherwise).
+    rank_warning: str | None = None
 
 
 def final_experiment_of(experiment: str) -> str:
@@ -146,6 +151,7 @@ def train_pareto(
     if result.skipped:
         log.info("%d model(s) already fully trained for %g epochs: skipped", len(result.skipped), epochs)
     if not todo:
+        _rank(result, models, config, store, column)
         return result
     missing = [m.archid for m in todo if m.arch_config is None]
     if missing:
@@ -189,4 +195,27 @@ def train_pareto(
         store.merge(experiment, m.model_id, values)
         result.metrics[m.model_id] = value
         (result.copied if m.model_id in reused else result.trained).append(m.model_id)
+    _rank(result, models, config, store, column)
     return result
+
+
+def _rank(
+    result: FullTrainingResult,
+    models: Sequence[ParetoModel],
+    config: ArchaiAmlConfig,
+    store: Store,
+    column: str,
+) -> None:
+    """Does partial training rank the front's models as full training does? (logged; a warning below
+    ``search.min_rank_tau`` names the budget that would help)."""
+    metric_key = config.training.metric_key
+    rows = {m.model_id: store.get(config.experiment_name, m.model_id) or {} for m in models}
+    partial = {k: r.get(metric_key) for k, r in rows.items()}
+    full = {k: r.get(column) for k, r in rows.items()}
+    result.rank = rank_agreement(partial, full, partial_name=metric_key, full_name=column)
+    log.info("full training: %s", result.rank.summary())
+    result.rank_warning = result.rank.warning(
+        config.search.min_rank_tau, partial_epochs=config.training.epochs
+    )
+    if result.rank_warning:
+        log.warning(result.rank_warning)

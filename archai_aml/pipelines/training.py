@@ -29,6 +29,7 @@ from archai_aml.pipelines.base import JobRunner
 from archai_aml.store import Store, job_environment
 from archai_aml.store.base import Entity
 from archai_aml.store.connection import parse_connection_string
+from archai_aml.training.checkpoint import ENV_EPOCHS_DONE, ENV_RESUME, ENV_TOTAL_EPOCHS, Resume
 from archai_aml.training.job import ENV_BATCH, ENV_EXPERIMENT, ENV_METRIC_KEY, ENV_MODEL_ID
 
 __all__ = [
@@ -154,12 +155,16 @@ def build_training_pipeline(
     model_ids: Sequence[str],
     training_epochs: float,
     batch_id: str,
+    resume: Mapping[str, Resume] | None = None,
 ) -> Any:
     """A ``PipelineJob`` with one ``command`` node per model id (named after it), not submitted.
 
     The ids must be what :func:`model_id_for` makes (lower case, :func:`check_model_ids`), so that the node
-    names Azure ML keeps are the ids the store's rows carry."""
+    names Azure ML keeps are the ids the store's rows carry. A model of ``resume`` continues from its
+    checkpoint: its ``{epochs}`` is the missing epochs only and its environment names the checkpoint (see
+    :mod:`archai_aml.training.checkpoint`)."""
     check_model_ids(model_ids)
+    resume = dict(resume or {})
     require("azure.ai.ml", feature="building Azure ML training pipelines (also for local runs)")
     from azure.ai.ml import Input, Output, command, dsl
     from azure.ai.ml.entities import ManagedIdentityConfiguration, UserIdentityConfiguration
@@ -186,6 +191,7 @@ def build_training_pipeline(
     base_env[ENV_EXPERIMENT] = experiment
     base_env[ENV_BATCH] = batch_id
     base_env[ENV_METRIC_KEY] = training.metric_key
+    base_env[ENV_TOTAL_EPOCHS] = format_epochs(training_epochs)
     for secret in _secret_values(store_config):
         for key, value in base_env.items():
             if secret in value:
@@ -199,18 +205,24 @@ def build_training_pipeline(
     @dsl.pipeline(name=batch_id, description=description, default_compute=compute)  # type: ignore[call-overload]
     def partial_training(data):  # type: ignore[no-untyped-def]  # dsl reads the signature
         for model_id in model_ids:
+            point = resume.get(model_id)
+            node_epochs = format_epochs(training_epochs - point.epochs_done) if point else epochs_text
             values = {
                 "model_id": model_id,
                 "experiment": experiment,
-                "epochs": epochs_text,
+                "epochs": node_epochs,
                 "arch_file": f"{model_id}.json",
             }
             env = dict(base_env)
             env[ENV_MODEL_ID] = model_id
+            if point is not None:
+                env[ENV_RESUME] = point.checkpoint
+                env[ENV_EPOCHS_DONE] = format_epochs(point.epochs_done)
             component = command(
                 name=model_id,
                 display_name=model_id,
-                description=f"partial training of {model_id} for {epochs_text} epochs",
+                description=f"partial training of {model_id} for {node_epochs} epochs"
+                + (f" (continued from {point.epochs_done:g})" if point else ""),
                 inputs={"data": Input(type="uri_folder", mode=training.data_mode)},
                 outputs={
                     "output": Output(
@@ -253,12 +265,14 @@ def start_training_pipeline(
     store_config: StoreConfig | None = None,
     search_space: Any = None,
     batch_id: str | None = None,
+    resume: Mapping[str, Resume] | None = None,
 ) -> tuple[Any, list[str]]:
     """Upload the models' ArchConfigs, mark their rows ``preparing``, build and submit one pipeline.
 
     Returns ``(pipeline_job, model_ids)``: the submitted job (its ``name`` is the pipeline id, also the
     ``batch`` column of every row) and the model ids in the order of ``model_architectures``.
-    Writes ``pending.json`` to ``output_folder``.
+    Writes ``pending.json`` to ``output_folder``. ``resume`` (model id -> checkpoint) continues those
+    models' training for the missing epochs only.
     """
     experiment = config.experiment_name
     store_config = store_config or store_config_of(store, config)
@@ -277,7 +291,7 @@ def start_training_pipeline(
         raise ValueError("start_training_pipeline needs at least one model")
 
     pipeline_job = build_training_pipeline(
-        description, config, store_config, model_ids, training_epochs, batch_id
+        description, config, store_config, model_ids, training_epochs, batch_id, resume
     )
     rows: dict[str, Entity] = {}
     for model_id in model_ids:

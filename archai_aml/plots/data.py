@@ -216,7 +216,8 @@ def from_store(
     rows' ``iteration`` column (``search.py`` writes it after each iteration); when a
     row lacks it, every row is numbered by its training batch instead (one pipeline per iteration, batches
     ordered by their first ``training_start``). F1 rows come from ``target_experiment`` when given, else
-    from the joined rows that carry an F1 column.
+    from the joined rows that carry an F1 column. A row whose latency was predicted (``latency_source``
+    ``predicted``, see :mod:`archai_aml.predict.columns`) is drawn at its ``predicted_mean``, marked.
     """
     joined = join_rows(store.query(p) for p in (experiment, latency_experiment or f"{experiment}-latency"))
     rows = [
@@ -224,6 +225,9 @@ def from_store(
         for r in joined.values()
         if r.get("partition") == experiment and numeric(r.get(metric_key)) is not None
     ]
+    for r in rows:  # a predicted latency is drawn (marked) where the row has no measurement
+        if r.get("latency_source") == "predicted" and numeric(r.get(latency_key)) is None:
+            r[latency_key] = r.get("predicted_mean")
     if len(rows) < len(joined):
         log.info(
             "from_store: %d rows without a training row or %s left out", len(joined) - len(rows), metric_key

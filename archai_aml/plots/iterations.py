@@ -80,6 +80,13 @@ def _draw_iteration(fig: Figure, data: SearchRows, iteration: int, fade: float) 
             [p[0] for p in xy], [p[1] for p in xy], s=42, color=NEW, edgecolors="black", linewidths=0.5,
             label=f"iteration {iteration}: {len(new)} new",
         )  # fmt: skip
+    predicted = [r for r in seen if r.get("latency_source") == "predicted"]
+    if predicted:
+        pxy = [_xy(data, r) for r in predicted]
+        ax.scatter(
+            [p[0] for p in pxy], [p[1] for p in pxy], marker="x", s=40, color="black", linewidths=1.2,
+            label=f"latency predicted: {len(predicted)}",
+        )  # fmt: skip
     if front:
         fxy = [_xy(data, r) for r in front]
         ax.step([p[0] for p in fxy], [p[1] for p in fxy], where="post", color=FRONT, linewidth=1.5, alpha=0.8)

@@ -76,8 +76,12 @@ def plot_pareto(
     title: str | None = None,
     x_label: str | None = None,
     y_label: str | None = None,
+    source: str | None = None,
 ) -> list[Mapping[str, Any]]:
     """Scatter ``rows`` by columns ``x`` and ``y``, highlight their Pareto front, save a PNG at ``path``.
+
+    ``source`` names a column (``latency_source``) whose ``predicted`` rows are marked with a black ``x``
+    and counted in the legend: their latency was predicted, not measured.
 
     Rows missing either value (None, NaN, not a number) are left out, with a log line saying how many.
     ``iteration`` names a column that colors the points (e.g. the search iteration); ``label`` a column
@@ -111,6 +115,12 @@ def plot_pareto(
         fig.colorbar(sc, ax=ax, label=iteration, ticks=levels if len(levels) <= 12 else None)
     else:
         ax.scatter(xs, ys, color="tab:blue", s=36, alpha=0.85, label="models")
+    predicted = [i for i, r in enumerate(kept) if source and r.get(source) == "predicted"]
+    if predicted:
+        ax.scatter(
+            [xs[i] for i in predicted], [ys[i] for i in predicted], marker="x", color="black", s=40,
+            linewidths=1.2, label=f"predicted {x} ({len(predicted)})",
+        )  # fmt: skip
     if front:
         fx, fy = [xs[i] for i in front], [ys[i] for i in front]
         ax.step(fx, fy, where="post", color="tab:red", linewidth=1.5, alpha=0.8)

@@ -2,7 +2,8 @@
 
 - :func:`figure_full_training`: validation metric after partial training against the same metric after
   full training (``final_val_iou``), one point per model, the diagonal for reference, and the rank
-  correlation (Spearman) of the two in the title: whether partial training ranked the models right.
+  correlations (Spearman; Kendall's tau with its bootstrap interval, from 5 models) of the two in the title:
+  whether partial training ranked the models right.
 - :func:`figure_target_f1`: F1 on the target against its latency, with the latency's standard deviation
   as error bars (the runner's ``stdev`` column is a percentage of ``mean``); the models still on the
   Pareto front of these two measures in color, the ones that left it in gray.
@@ -14,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from archai_aml.pareto.rank import rank_agreement
 from archai_aml.plots._figure import label_points, limits, new_figure, save, short, titled
 from archai_aml.plots.data import F1_COLUMNS, SearchRows
 from archai_aml.plots.pareto import numeric, pareto_front
@@ -78,10 +80,20 @@ def figure_full_training(data: SearchRows) -> tuple[Figure, list[dict[str, Any]]
     label_points(ax, [(x, y, short(r["name"])) for x, y, r in zip(part, full, rows, strict=True)])
     rho = spearman(part, full)
     trained = f" ({', '.join(f'{e:g}' for e in epochs)} epochs)" if epochs else ""
+    agreement = rank_agreement(
+        {str(r["name"]): p for r, p in zip(rows, part, strict=True)},
+        {str(r["name"]): f for r, f in zip(rows, full, strict=True)},
+    )
+    if agreement.judged and agreement.kendall_ci is not None:
+        low, high = agreement.kendall_ci
+        tau = f"Kendall tau {agreement.kendall_tau:.2f} [{low:.2f}, {high:.2f}] (90 % bootstrap)"
+    else:
+        tau = f"Kendall tau: cannot be judged on {len(rows)} models (5 needed)"
     titled(
         ax,
         f"{data.title}: full vs partial training of {len(rows)} models"
-        + (f", rank correlation {rho:.2f}" if rho is not None else ""),
+        + (f", rank correlation {rho:.2f}" if rho is not None else "")
+        + f"\n{tau}",
         f"{data.y} after partial training",
         f"{data.full_key} after full training{trained}",
     )

@@ -271,6 +271,9 @@ class ItemSteps:
             "total_inference_avg": json.dumps(runs),
             "mean": mean,
             "latency_simulated": bool(result.latency_simulated),
+            # who measured it: a latency predictor learns per target and device (archai_aml.predict)
+            "target": self.target.name,
+            "device": self.device_id,
             "status": "benchmarked",
             "message": f"benchmark run {len(runs)} done on {self.node}",
         }

@@ -45,6 +45,7 @@ from archai_aml.errors import (
 )
 from archai_aml.store import Store, open_store, store_config_from_env
 from archai_aml.store.base import RESERVED_KEYS, Entity, check_column
+from archai_aml.training.checkpoint import Continuation
 
 __all__ = [
     "ENV_BATCH",
@@ -178,6 +179,7 @@ class TrainingJob:
         output_dir: str | Path | None = None,
         use_mlflow: bool = True,
         close_store: bool = False,
+        continuation: Continuation | None = None,
     ) -> None:
         _check_metric_name(metric_key)  # a reserved metric key fails here, before any training time is spent
         self.store = store
@@ -194,6 +196,8 @@ class TrainingJob:
         self.status: str | None = None
         self.superseded = False
         self._close_store = close_store
+        #: where this job is in the model's training (continued training: ``archai_aml.training.checkpoint``)
+        self.continuation = continuation or Continuation()
         self._start: float | None = None
         self._mlflow: _MlflowLogger | None = None
         self._previous_sigterm: Any = None
@@ -244,6 +248,7 @@ class TrainingJob:
             output_dir=output_dir,
             use_mlflow=use_mlflow,
             close_store=True,
+            continuation=Continuation.from_env(env),
         )
 
     # ---------------------------------------------------------------------------------------- row writes
@@ -301,6 +306,18 @@ class TrainingJob:
         if not paths:
             raise ConfigError(f"the store has no blob {self.experiment}/{self.model_id}/{name}")
         return paths[0]
+
+    def resume_checkpoint(self, folder: str | Path) -> Path | None:
+        """The checkpoint this job continues from, downloaded into ``folder``; None: train from scratch."""
+        return self.continuation.download(self.store, self.experiment, self.model_id, folder)
+
+    def save_checkpoint(self, path: str | Path, epochs: float | None = None) -> str:
+        """Upload ``path`` as the model's checkpoint after ``epochs`` epochs in all (default: the job's total);
+        the row names it when the job completes. Returns the blob name."""
+        total = epochs if epochs is not None else self.continuation.total_epochs
+        if total is None:
+            raise ConfigError("save_checkpoint needs the epochs the checkpoint holds (epochs=...)")
+        return self.continuation.upload(self.store, self.experiment, self.model_id, path, total)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log hyper-parameters to MLflow (not to the status row)."""
@@ -390,6 +407,11 @@ class TrainingJob:
                     "training_end": datetime.now(timezone.utc),
                     "status": "complete",
                 }
+                values.update(
+                    self.continuation.completion_values(
+                        self.store.get(self.experiment, self.model_id), self.metric_key, self.metrics
+                    )
+                )
                 if self.metric_key not in self.metrics:
                     log.warning(
                         "model %s finished without reporting %r: the search will read no score for it",

@@ -248,6 +248,14 @@ def run(args: argparse.Namespace, job: Any) -> dict[str, Any]:
         args.data, split="val", length=args.val_length or None, image_size=args.image_size, seed=args.seed
     )
     model = load_model(arch_file, num_classes=train_data.num_classes)
+    continuation = getattr(job, "continuation", None)
+    done = continuation.epochs_done if continuation is not None and continuation.resume else 0.0
+    total_epochs = done + float(args.epochs)
+    if done:  # a larger budget for a model trained before: continue from its stored weights
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = job.resume_checkpoint(tmp)
+            model.arch.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+        log.info("model %s continues from %g epochs for %s more", args.model_id, done, args.epochs)
     if arch_file != output / "arch.json":
         shutil.copyfile(arch_file, output / "arch.json")
     params = sum(p.numel() for p in model.arch.parameters())
@@ -303,10 +311,12 @@ def run(args: argparse.Namespace, job: Any) -> dict[str, Any]:
     if not np.isfinite(iou):
         raise RuntimeError(f"validation mean IoU is {iou}: the validation set is empty or unreadable")
     torch.save({k: v.cpu() for k, v in model.arch.state_dict().items()}, output / "model.pt")
+    if hasattr(job, "save_checkpoint"):  # the weights a larger budget continues from
+        job.save_checkpoint(output / "model.pt", total_epochs)
     export_onnx(model.arch, output / "model.onnx", args.image_size, dynamic_batch=args.dynamic_batch)
     metrics: dict[str, Any] = {
         args.metric_key: iou,
-        "epochs": float(args.epochs),
+        "epochs": total_epochs,
         "train_loss": stats["train_loss"],
         "train_images_per_s": stats["images_per_s"],
         "parameters": params,

@@ -8,15 +8,23 @@ models of val_iou against latency). Each model is trained by the configuration's
 (``--command`` to use another) for ``--epochs`` epochs in the partition ``<experiment>-final``, on this
 machine (LocalJobRunner) or, with an ``aml:`` section, on Azure ML; ``final_val_iou`` and ``final_epochs``
 are then written to the search's row of every model. Run it again to resume: finished models are skipped.
+
+Then it measures whether partial training ranked the front as full training does (Kendall's tau, Spearman's
+rho, 90 % bootstrap intervals; fewer than 5 models cannot be judged) and writes it to ``pareto.json``
+(``rank_agreement``), ``results.csv`` (a ``final_val_iou`` column) and ``rank_agreement.csv``, with a warning
+below ``search.min_rank_tau``.
 The library does the work: :func:`archai_aml.pareto.full_training.train_pareto`.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -65,8 +73,48 @@ def main(argv: Sequence[str] | None = None) -> int:
             )  # fmt: skip
             log.info("%-16s val_iou %-8s final_val_iou %-8s (%s epochs) %s", m.model_id[:16],
                      _fmt(row.get("val_iou")), _fmt(row.get("final_val_iou")), row.get("final_epochs"), how)  # fmt: skip
+        finals = {
+            m.archid: (store.get(config.experiment_name, m.model_id) or {}).get("final_val_iou")
+            for m in front
+        }
+    write_rank(args.output, result, finals)
     log.info("pipelines launched: %s", ", ".join(result.pipelines) or "none")
     return 1 if result.failed else 0
+
+
+def write_rank(output: Path, result: Any, finals: dict[str, Any]) -> None:
+    """The rank agreement into pareto.json, results.csv (final_val_iou) and rank_agreement.csv."""
+    if result.rank is None:
+        return
+    figures = result.rank.as_dict()
+    pareto = output / "pareto.json"
+    if pareto.is_file():
+        doc = json.loads(pareto.read_text(encoding="utf-8"))
+        for entry in doc.get("models", []):
+            if finals.get(entry.get("archid")) is not None:
+                entry["final_val_iou"] = finals[entry["archid"]]
+        doc["rank_agreement"] = {**figures, "warning": result.rank_warning}
+        pareto.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    results = output / "results.csv"
+    if results.is_file():
+        with results.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        if rows:
+            for row in rows:
+                value = finals.get(row["archid"])
+                row["final_val_iou"] = "" if value is None else value
+            with results.open("w", newline="", encoding="utf-8") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+    with (output / "rank_agreement.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["partial", "full", "models", "judged", "kendall_tau", "kendall_low", "kendall_high",
+                         "spearman_rho", "spearman_low", "spearman_high"])  # fmt: skip
+        r = result.rank
+        kci, sci = r.kendall_ci or ("", ""), r.spearman_ci or ("", "")
+        writer.writerow([r.partial, r.full, r.n, r.judged, "" if r.kendall_tau is None else r.kendall_tau,
+                         kci[0], kci[1], "" if r.spearman_rho is None else r.spearman_rho, sci[0], sci[1]])  # fmt: skip
 
 
 def _fmt(value: object) -> str:
