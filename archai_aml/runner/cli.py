@@ -54,7 +54,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--metrics-port", type=int, help="serve /metrics, /queue, /healthz on this port (0: any)")
     p.add_argument(
-        "--metrics-host", default="0.0.0.0", help="address of the metrics server (default 0.0.0.0)"
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address of the metrics server (default 127.0.0.1; in a pod: its address, $(POD_IP))",
     )
     p.add_argument("--metrics-only", action="store_true", help="only serve the queue metrics, do no work")
     p.set_defaults(func=_runner)
