@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import time
@@ -134,6 +135,8 @@ def _runner(args: argparse.Namespace) -> int:
         f1_1k_images=f1[1],
         f1_10k_images=f1[2],
     )
+    # resolved once, here: steps compare paths under it with resolved ones (a relative --working failed them)
+    settings = dataclasses.replace(settings, working=Path(settings.working).expanduser().resolve())
     from archai_aml.targets import target_kwargs
 
     spec = args.target or tc.name
