@@ -38,6 +38,10 @@ def register(subparsers: Any) -> None:
         "--no-device-work", action="store_true", help="only conversion, quantization and f1_onnx (CPU nodes)"
     )
     p.add_argument("--once", action="store_true", help="exit when there is nothing left to do")
+    p.add_argument(
+        "--once-give-up", type=float, default=60.0, metavar="S",
+        help="with --once: exit 2 after S seconds of store faults (unreachable, disk full; default 60)",
+    )  # fmt: skip
     p.add_argument("--working", type=Path, help="working folder for downloads and artifacts")
     p.add_argument("--lock-dir", type=Path, help="folder of the per-host quantization lock (default: temp)")
     p.add_argument("--lease-ttl", type=float, help="lease length in seconds (default 60)")
@@ -153,6 +157,7 @@ def _runner(args: argparse.Namespace) -> int:
         http = HttpCounter()
     store = CountingStore(open_store(store_config, **({"per_call_policies": [http]} if http else {})))
     runner = Runner(store, target, settings)
+    runner.outage.once_limit_s = args.once_give_up
     runner.install_signal_handlers()
     count = 0
     server = None

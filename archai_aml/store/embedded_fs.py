@@ -13,6 +13,7 @@ from pathlib import Path
 from archai_aml.errors import (
     ReadOnlyStoreError,
     StoreError,
+    StoreFullError,
 )
 from archai_aml.store.base import Store
 
@@ -27,7 +28,7 @@ def os_error(what: str, exc: OSError) -> StoreError:
     """A one-line :class:`StoreError` for a file-system error: what failed, why, and what to do."""
     reason = exc.strerror or str(exc)
     if exc.errno in _FULL:
-        return StoreError(
+        return StoreFullError(
             f"{what} failed: {reason} (the disk is full or a file size limit was reached): free space or "
             "raise the limit and retry; that file was not written"
         )

@@ -16,6 +16,7 @@ from archai_aml.errors import (
     ConcurrencyError,
     EntityExistsError,
     StoreError,
+    StoreFullError,
 )
 from archai_aml.store.base import (
     Entity,
@@ -132,7 +133,7 @@ class EmbeddedTableSide(EmbeddedBase):
         if "readonly" in text or "read-only" in text:
             return self._read_only_error("writing")
         if "full" in text:
-            return StoreError(
+            return StoreFullError(
                 f"embedded store {self.db_path}: {exc}: the disk is full; free space and retry (the "
                 "transaction was rolled back, nothing was written)"
             )
