@@ -112,6 +112,11 @@ class ReadOnlyStoreError(StoreError):
     """A write to a store that was opened read-only (its folder is not writable)."""
 
 
+class StoreFullError(StoreError):
+    """A write failed because the store's disk is full (or a file size or quota limit was reached): it may
+    pass once space is freed."""
+
+
 class BlobExistsError(StoreError, FileExistsError):
     """An upload with ``overwrite=False`` found the blob already there."""
 

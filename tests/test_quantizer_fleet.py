@@ -188,6 +188,9 @@ def test_the_entrypoint_quantizes_queued_rows_and_the_backlog_follows(tmp_path: 
     quantizer = docs[("Deployment", "archai-aml-quantizer")]["spec"]["template"]["spec"]["containers"][0]
     meter = docs[("Deployment", "archai-aml-queue-metrics")]["spec"]["template"]["spec"]["containers"][0]
     deployment_env = {e["name"]: e.get("value", "") for e in quantizer["env"]}
+    assert {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} in quantizer["env"]
+    assert "$(POD_IP)" in quantizer["args"] and "$(POD_IP)" in meter["args"]
+    deployment_env["POD_IP"] = "127.0.0.1"  # the downward API's pod address, here
     experiment = deployment_env["ARCHAI_AML_EXPERIMENT"]
     if "qnn" not in available_targets():  # the QNN target is another issue's; the CPU target stands in
         deployment_env["ARCHAI_AML_TARGET"] = "cpu"

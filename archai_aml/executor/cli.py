@@ -56,6 +56,7 @@ def _run(args: argparse.Namespace) -> int:
             compute=load_compute(args.compute), conda_file=args.environment, experiment=experiment,
             datasets=args.datasets or [], upload_datasets=args.upload_datasets, zipped=args.zip or [],
             concurrency=args.concurrency, progress=not args.no_progress, on_phase=_phase,
+            resync=args.resync,
         )  # fmt: skip
     return 0 if result.status == "Completed" else 1
 
@@ -75,6 +76,10 @@ def _add_options(p: argparse.ArgumentParser) -> None:
         "--zip", nargs="+", metavar="KIND/NAME", help="data sets to send as one zip (many small files)"
     )
     p.add_argument("--concurrency", type=int, default=8, help="parallel uploads (default 8)")
+    p.add_argument(
+        "--resync", action="store_true",
+        help="ignore the data sets' sync manifests in the store (also unreadable ones): send every file again",
+    )  # fmt: skip
     p.add_argument("--project", help="project folder (default: above the script's pipeline/ folder)")
     p.add_argument("--local", action="store_true", help="run the script here with the same paths")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

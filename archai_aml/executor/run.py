@@ -119,14 +119,15 @@ def ensure_environment(ml_client: Any, env: EnvironmentConfig) -> str:
 
 def _sync_all(
     store: Store, project: ProjectPaths, datasets: Sequence[str], *, zipped: Sequence[str], concurrency: int,
-    progress: bool, on_phase: Phase,
+    progress: bool, on_phase: Phase, resync: bool = False,
 ) -> list[SyncResult]:  # fmt: skip
     results = []
     data_root = project.raw.parent
     for dataset in datasets:
         result = sync_dataset(
-            store, data_root, dataset, concurrency=concurrency, zipped=dataset in zipped, progress=progress
-        )
+            store, data_root, dataset, concurrency=concurrency, zipped=dataset in zipped, progress=progress,
+            resync=resync,
+        )  # fmt: skip
         on_phase("sync", f"{dataset}: {len(result.uploaded)} sent, {len(result.skipped)} already there")
         results.append(result)
     return results
@@ -164,6 +165,7 @@ def run_on_azure(
     poll_interval_s: float = 10.0,
     job_name: str | None = None,
     cancel_wait_s: float | None = None,
+    resync: bool = False,
     **job_options: Any,
 ) -> RunResult:
     """Sync, ensure compute and environment, run ``script`` (under ``pipeline/``) to its end, download.
@@ -188,6 +190,7 @@ def run_on_azure(
             concurrency=concurrency,
             progress=progress,
             on_phase=on_phase,
+            resync=resync,
         )
     else:
         on_phase("sync", "skipped" if datasets else "no data sets")

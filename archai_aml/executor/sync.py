@@ -16,6 +16,22 @@ re-sends only what the manifest does not hold (at most ``checkpoint_every`` file
 ``zipped=True`` sends a folder of many small files as one blob ``<name>.zip`` (a deterministic zip:
 sorted entries, fixed timestamps, so the same files give the same hash and the same zip is not sent
 twice); :func:`archai_aml.paths.working_data` extracts it on first use inside the job.
+
+What is checked, not trusted:
+
+- **links**: a symbolic link in the data folder whose target is outside it (a file or a folder, dangling
+  or not) stops the sync before anything is sent, naming every such link; a link to a file inside the
+  folder is sent as that file's content; a link to a folder inside it is not descended into (its files are
+  sent under their real path).
+- **the store against the manifest**: one listing of the data set's blobs (sizes and content MD5s, no blob
+  read; :meth:`Store.list_blob_info <archai_aml.store.Store.list_blob_info>`) is compared with the manifest;
+  a blob missing, of another size, or with another MD5 than the one sent is sent again.
+- **the manifest itself**: it must be a JSON object whose ``files`` map names of this data set
+  (``<name>/...`` or ``<name>.zip``) to their hashes; anything else is a :class:`DatasetError` naming the
+  manifest and the way out (``resync=True``, ``archai-aml run --resync``: ignore it and send everything).
+- **pulls**: every file is downloaded into a temp file beside its target, its sha256 checked against the
+  manifest, and only then renamed over the target; a mismatch is a :class:`DatasetError` naming the blob,
+  and leaves the old local file (or nothing) in place.
 """
 
 from __future__ import annotations
@@ -24,7 +40,10 @@ import hashlib
 import io
 import json
 import logging
+import os
+import re
 import threading
+import uuid
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -32,10 +51,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from archai_aml.errors import ConfigError
+from archai_aml.errors import ConfigError, DatasetError
 from archai_aml.paths import KINDS
 from archai_aml.store import Store
-from archai_aml.store.base import check_blob_name, safe_blob_path
+from archai_aml.store.base import BlobInfo, check_blob_name, safe_blob_path
 from archai_aml.store.parallel import run_parallel
 
 __all__ = ["DATA_PARTITION", "SyncResult", "manifest_blob", "pull_dataset", "sync_dataset"]
@@ -66,6 +85,10 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
 def _digest(source: Path | bytes) -> str:
     """sha256 of a file (read in blocks: a data set need not fit in memory) or of bytes."""
     if isinstance(source, bytes):
@@ -84,12 +107,12 @@ class _ReadOnSend(Mapping[str, bytes]):
 
     def __init__(self, sources: dict[str, Path | bytes]) -> None:
         self._sources = sources
-        self.sent: dict[str, tuple[str, int]] = {}
+        self.sent: dict[str, tuple[str, int, str]] = {}
 
     def __getitem__(self, blob: str) -> bytes:
         source = self._sources[blob]
         data = source if isinstance(source, bytes) else source.read_bytes()
-        self.sent[blob] = (_sha256(data), len(data))
+        self.sent[blob] = (_sha256(data), len(data), _md5(data))
         return data
 
     def __iter__(self) -> Iterator[str]:
@@ -109,14 +132,75 @@ def _split(dataset: str) -> tuple[str, str]:
     return kind, name
 
 
+def _manifest_problem(data: object, kind: str, name: str) -> str | None:
+    """Why a manifest's content cannot be used, or None."""
+    if not isinstance(data, dict):
+        return f"it holds a JSON {type(data).__name__}, not an object"
+    files = data.get("files")
+    if not isinstance(files, dict):
+        return "its 'files' is not an object"
+    for blob, entry in files.items():
+        if not (blob.startswith(f"{name}/") or blob == f"{name}.zip"):
+            return f"entry {blob!r} is not a file of data set {kind}/{name}"
+        try:
+            check_blob_name(blob)
+        except ValueError as exc:
+            return f"entry {blob!r}: {exc}"
+        if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str)):
+            return f"entry {blob!r} has no sha256"
+    return None
+
+
 def _read_manifest(store: Store, partition: str, kind: str, name: str) -> dict[str, dict[str, object]] | None:
-    """The manifest's files (blob -> sha256 and size); None when the data set has no manifest yet."""
+    """The manifest's files (blob -> sha256, size, md5); None when the data set has no manifest yet;
+    :class:`DatasetError` naming the manifest when it is not one this module wrote."""
+    where = f"{partition}/{kind}/{manifest_blob(name)}"
     try:
-        data = json.loads(store.download_bytes(partition, kind, manifest_blob(name)))
+        raw = store.download_bytes(partition, kind, manifest_blob(name))
     except FileNotFoundError:
         return None
-    files = data.get("files") if isinstance(data, dict) else None
-    return dict(files) if isinstance(files, dict) else {}
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        problem: str | None = f"it is not UTF-8 JSON ({type(exc).__name__}: {exc})"
+    else:
+        problem = _manifest_problem(data, kind, name)
+    if problem is not None:
+        raise DatasetError(
+            f"the sync manifest {where} of data set {kind}/{name} cannot be used: {problem}; sync the data "
+            "set again from the machine that has its files with --resync (archai-aml run ... --resync, or "
+            "sync_dataset(..., resync=True)), which ignores this manifest, sends every file and writes a new one"
+        )
+    return dict(data["files"])
+
+
+def _data_files(folder: Path) -> list[Path]:
+    """The files to send under ``folder``, sorted; :class:`DatasetError` naming every symbolic link whose
+    target is outside ``folder`` (its content would land in the store). Links to folders inside are not
+    descended into (their files are sent under their real path)."""
+    root = folder.resolve()
+    files: list[Path] = []
+    leaving: list[str] = []
+    for here, dirs, names in os.walk(folder, followlinks=False):
+        base = Path(here)
+        for entry in [*dirs, *names]:
+            path = base / entry
+            if not path.is_symlink():
+                if entry in names:
+                    files.append(path)
+                continue
+            target = path.resolve()
+            if target != root and root not in target.parents:
+                leaving.append(f"{path.relative_to(folder).as_posix()} -> {os.readlink(path)}")
+            elif entry in names and target.is_file():
+                files.append(path)
+    if leaving:
+        raise DatasetError(
+            f"data folder {folder} holds {len(leaving)} symbolic link(s) that leave it: "
+            f"{', '.join(sorted(leaving))}; nothing was sent: copy those files into the folder or remove "
+            "the links (the sync sends no file from outside the data folder)"
+        )
+    return sorted(files)
 
 
 def _write_manifest(
@@ -130,11 +214,23 @@ def zip_folder(folder: Path) -> bytes:
     """A deterministic zip of ``folder`` (sorted names, fixed timestamps, stored without compression)."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        for path in _data_files(folder):
             info = zipfile.ZipInfo(path.relative_to(folder).as_posix(), date_time=_ZIP_TIME)
             info.external_attr = 0o644 << 16
             zf.writestr(info, path.read_bytes())
     return out.getvalue()
+
+
+def _store_differs(entry: Mapping[str, object], listed: BlobInfo | None) -> str | None:
+    """How the stored blob differs from its manifest entry (missing, size, MD5), or None."""
+    if listed is None:
+        return "is missing from the store"
+    if isinstance(entry.get("size"), int) and listed.size != entry["size"]:
+        return f"has {listed.size} bytes in the store, the manifest says {entry['size']}"
+    md5 = entry.get("md5")
+    if isinstance(md5, str) and listed.md5 is not None and listed.md5 != md5:
+        return "has another content in the store than the one sent (its MD5 differs)"
+    return None
 
 
 def sync_dataset(
@@ -148,10 +244,12 @@ def sync_dataset(
     checkpoint_every: int = 50,
     progress: bool = True,
     on_file: Callable[[str], None] | None = None,
+    resync: bool = False,
 ) -> SyncResult:
     """Send ``data_root/<kind>/<name>`` (``dataset`` = ``kind/name``) to the store; see the module docstring.
 
     ``data_root`` is the project's ``data_blobs`` folder. ``concurrency=1`` sends one file at a time.
+    ``resync=True`` ignores the stored manifest (also one that cannot be read): every file is sent again.
     """
     kind, name = _split(dataset)
     folder = safe_blob_path(Path(data_root) / kind, name)
@@ -163,18 +261,26 @@ def sync_dataset(
     if zipped:
         pending[f"{name}.zip"] = zip_folder(folder)
     else:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        for path in _data_files(folder):
             pending[f"{name}/{path.relative_to(folder).as_posix()}"] = path
-    stored = _read_manifest(store, partition, kind, name)
+    stored = None if resync else _read_manifest(store, partition, kind, name)
     manifest = {} if stored is None else stored
+    # the store's own listing (sizes and MD5s, one request per 5,000 blobs): a blob replaced or deleted
+    # behind the manifest's back is sent again
+    listed = (
+        store.list_blob_info(partition, kind, pattern=f"^{re.escape(name)}(/|\\.zip$)") if manifest else {}
+    )
     result = SyncResult(dataset=f"{kind}/{name}")
     todo: dict[str, Path | bytes] = {}
     for blob, source in pending.items():
         entry = manifest.get(blob)
         if isinstance(entry, dict) and entry.get("sha256") == _digest(source):
-            result.skipped.append(blob)
-        else:
-            todo[blob] = source
+            problem = _store_differs(entry, listed.get(blob))
+            if problem is None:
+                result.skipped.append(blob)
+                continue
+            log.warning("sync %s: blob %s %s: sending it again", dataset, blob, problem)
+        todo[blob] = source
     lock = threading.Lock()
     writing = threading.Lock()  # checkpoints one at a time, outside ``lock`` so uploads go on meanwhile
     contents = _ReadOnSend(todo)
@@ -192,8 +298,8 @@ def sync_dataset(
         nonlocal arrived
         snapshot = None
         with lock:
-            digest, size = contents.sent[blob]
-            manifest[blob] = {"sha256": digest, "size": size}
+            digest, size, md5 = contents.sent[blob]
+            manifest[blob] = {"sha256": digest, "size": size, "md5": md5}
             result.uploaded.append(blob)
             result.bytes_sent += size
             arrived += 1
@@ -242,7 +348,12 @@ def pull_dataset(
     concurrency: int = 8,
 ) -> list[str]:
     """Bring a synced data set into ``data_root/<kind>/`` (another machine, a job that downloads instead of
-    mounting): only files whose local hash differs from the manifest. Returns the blob names fetched."""
+    mounting): only files whose local hash differs from the manifest. Returns the blob names fetched.
+
+    Each file is written to a temp file beside its target, checked against the manifest's sha256 and only
+    then renamed over the target: a blob that differs is a :class:`DatasetError` naming it, and the local
+    file stays as it was. The manifest's entries are confined to the data set (see :func:`_read_manifest`).
+    """
     kind, name = _split(dataset)
     manifest = _read_manifest(store, partition, kind, name)
     if not manifest:
@@ -251,13 +362,27 @@ def pull_dataset(
     wanted = []
     for blob, entry in manifest.items():
         target = safe_blob_path(base, blob)
-        if not (target.is_file() and isinstance(entry, dict) and _digest(target) == entry.get("sha256")):
+        if not (target.is_file() and _digest(target) == entry.get("sha256")):
             wanted.append(blob)
 
     def fetch(blob: str) -> None:
         target = safe_blob_path(base, blob)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(store.download_bytes(partition, kind, blob))
+        data = store.download_bytes(partition, kind, blob)
+        expected = manifest[blob].get("sha256")
+        if _sha256(data) != expected:
+            raise DatasetError(
+                f"blob {partition}/{kind}/{blob} ({len(data)} bytes, sha256 {_sha256(data)[:16]}...) is not "
+                f"the file the manifest of {kind}/{name} records (sha256 {str(expected)[:16]}...): it was "
+                f"replaced in the store; nothing written to {target}: sync the data set again from the "
+                "machine that has its files (archai-aml run ... --resync)"
+            )
+        tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.part"
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     run_parallel(fetch, wanted, max(1, concurrency), name="pull")
     return wanted

@@ -69,9 +69,22 @@ def short(name: Any, width: int = 8) -> str:
     return (text[3:] if text.startswith("id_") else text)[:width]
 
 
+def literal(fig: Figure) -> Figure:
+    """Every text of ``fig`` drawn as written: matplotlib reads ``$...$`` as math text, so a row or
+    experiment name holding it would be drawn as math or fail to parse (``ParseException``) when drawn.
+    Titles, labels and legends here come from stored data, never math: call this before drawing (per
+    artist, not ``rcParams``, which other threads share)."""
+    from matplotlib.text import Text
+
+    for text in fig.findobj(Text):
+        text.set_parse_math(False)
+    return fig
+
+
 def save(fig: Figure, path: str | Path, **kwargs: Any) -> Path:
     """Save ``fig`` to ``path`` through a temporary file in the same folder, then rename: a folder being
-    watched never shows a half-written image."""
+    watched never shows a half-written image. Its texts are drawn literally (:func:`literal`)."""
+    literal(fig)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")

@@ -18,7 +18,17 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from archai_aml.plots._figure import FIGSIZE, label_points, limits, log_scale, new_figure, save, short, titled
+from archai_aml.plots._figure import (
+    FIGSIZE,
+    label_points,
+    limits,
+    literal,
+    log_scale,
+    new_figure,
+    save,
+    short,
+    titled,
+)
 from archai_aml.plots.data import SearchRows
 from archai_aml.plots.pareto import numeric
 
@@ -116,7 +126,8 @@ def figure_iteration(
     ``fade``: the opacity factor per iteration of age of earlier models."""
     fig, ax = new_figure()
     fig.delaxes(ax)
-    return fig, _draw_iteration(fig, data, iteration, fade)
+    front = _draw_iteration(fig, data, iteration, fade)
+    return literal(fig), front
 
 
 def plot_iterations(
@@ -175,6 +186,7 @@ def _animate(data: SearchRows, path: str | Path, draw: Any, fps: int, dpi: int) 
         for it in data.iterations:
             fig.clear()
             draw(fig, data, it)
+            literal(fig)
             writer.grab_frame()
     os.replace(tmp, out)
     return out

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from archai_aml.plots._figure import literal
 from archai_aml.store.base import Store, as_float
 
 __all__ = ["numeric", "pareto_front", "plot_experiment", "plot_pareto"]
@@ -139,7 +140,7 @@ def plot_pareto(
         ax.legend(loc="best")
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, bbox_inches="tight")
+    literal(fig).savefig(out, bbox_inches="tight")
     return [kept[i] for i in front]
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archai_aml.pareto.rank import rank_agreement
-from archai_aml.plots._figure import label_points, limits, new_figure, save, short, titled
+from archai_aml.plots._figure import label_points, limits, literal, new_figure, save, short, titled
 from archai_aml.plots.data import F1_COLUMNS, SearchRows
 from archai_aml.plots.pareto import numeric, pareto_front
 
@@ -99,7 +99,7 @@ def figure_full_training(data: SearchRows) -> tuple[Figure, list[dict[str, Any]]
     )
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
-    return fig, rows
+    return literal(fig), rows
 
 
 def target_f1_key(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -152,7 +152,7 @@ def figure_target_f1(data: SearchRows, f1_key: str | None = None) -> tuple[Figur
     )
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=8)
-    return fig, sorted((rows[i] for i in on), key=lambda r: numeric(r[data.latency_key]) or 0.0)
+    return literal(fig), sorted((rows[i] for i in on), key=lambda r: numeric(r[data.latency_key]) or 0.0)
 
 
 def plot_full_training(data: SearchRows, path: str | Path) -> Path:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import time
@@ -37,6 +38,10 @@ def register(subparsers: Any) -> None:
         "--no-device-work", action="store_true", help="only conversion, quantization and f1_onnx (CPU nodes)"
     )
     p.add_argument("--once", action="store_true", help="exit when there is nothing left to do")
+    p.add_argument(
+        "--once-give-up", type=float, default=60.0, metavar="S",
+        help="with --once: exit 2 after S seconds of store faults (unreachable, disk full; default 60)",
+    )  # fmt: skip
     p.add_argument("--working", type=Path, help="working folder for downloads and artifacts")
     p.add_argument("--lock-dir", type=Path, help="folder of the per-host quantization lock (default: temp)")
     p.add_argument("--lease-ttl", type=float, help="lease length in seconds (default 60)")
@@ -54,7 +59,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--metrics-port", type=int, help="serve /metrics, /queue, /healthz on this port (0: any)")
     p.add_argument(
-        "--metrics-host", default="0.0.0.0", help="address of the metrics server (default 0.0.0.0)"
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address of the metrics server (default 127.0.0.1; in a pod: its address, $(POD_IP))",
     )
     p.add_argument("--metrics-only", action="store_true", help="only serve the queue metrics, do no work")
     p.set_defaults(func=_runner)
@@ -132,6 +139,8 @@ def _runner(args: argparse.Namespace) -> int:
         f1_1k_images=f1[1],
         f1_10k_images=f1[2],
     )
+    # resolved once, here: steps compare paths under it with resolved ones (a relative --working failed them)
+    settings = dataclasses.replace(settings, working=Path(settings.working).expanduser().resolve())
     from archai_aml.targets import target_kwargs
 
     spec = args.target or tc.name
@@ -148,6 +157,7 @@ def _runner(args: argparse.Namespace) -> int:
         http = HttpCounter()
     store = CountingStore(open_store(store_config, **({"per_call_policies": [http]} if http else {})))
     runner = Runner(store, target, settings)
+    runner.outage.once_limit_s = args.once_give_up
     runner.install_signal_handlers()
     count = 0
     server = None

@@ -58,6 +58,7 @@ class CountingStore(Store):
     download_bytes = _counted("download_bytes", "download")
     download = _counted("download")
     list_blobs = _counted("list_blobs")
+    list_blob_info = _counted("list_blob_info", "list_blobs")
     delete_blobs = _counted("delete_blobs")
 
     def with_table(self, table_name: str) -> Store:

@@ -95,6 +95,7 @@ class Runner:
         self.kinds: Counter[str] = Counter()
         self._stop = threading.Event()
         self._signals = 0
+        self._once = False  # run(once=True): store faults end the run after outage.once_limit_s
         self._last_beat = 0.0
         self._rng = random.Random(settings.seed)
         self.outage = Outage(self.owner, most=settings.outage_backoff_max, rng=self._rng)
@@ -185,6 +186,7 @@ class Runner:
         a runner that may have died (its lease not renewed) is waited for until the lease expires, then
         taken (see :func:`~archai_aml.runner.queue.dead_lease_wait`)."""
         self._beat("idle", force=True)
+        self._once = once
         count = 0
         try:
             while not self.stopping:
@@ -192,7 +194,11 @@ class Runner:
                     worked = self.poll_once()
                 except StoreError as exc:
                     self.repeated.store_unreachable()
-                    self._stop.wait(self.outage.failed("polling the queue", exc))
+                    delay = self.outage.failed("polling the queue", exc)
+                    fatal = self.outage.give_up(exc, once=once)
+                    if fatal is not None:  # read-only, or --once past its limit: say which, exit 2
+                        raise fatal from exc
+                    self._stop.wait(delay)
                     continue
                 self.outage.succeeded()
                 if worked is None:  # nothing to do
@@ -421,7 +427,11 @@ class Runner:
                 if holder.lost.is_set():
                     heartbeat.done.set()
                     return None
-                time.sleep(self.outage.failed(f"releasing {holder.lease.name}", exc))
+                delay = self.outage.failed(f"releasing {holder.lease.name}", exc)
+                fatal = self.outage.give_up(exc, once=self._once)
+                if fatal is not None:
+                    raise fatal from exc
+                time.sleep(delay)
         self.outage.succeeded()
         heartbeat.join()
         return row
@@ -444,7 +454,11 @@ class Runner:
             while exc is not None and holder is not None and isinstance(exc, StoreError):
                 if holder.lost.is_set() or isinstance(exc, LeaseLostError):
                     break
-                time.sleep(self.outage.failed("a write of the finished item", exc))
+                delay = self.outage.failed("a write of the finished item", exc)
+                fatal = self.outage.give_up(exc, once=self._once)
+                if fatal is not None:
+                    raise fatal from exc
+                time.sleep(delay)
                 try:
                     again()
                     exc = None

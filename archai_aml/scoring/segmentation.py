@@ -370,9 +370,11 @@ def save_pr_curve_png(
     ax.set_ylabel("precision")
     ax.set_title(title)
     ax.legend(loc="lower left")
+    from archai_aml.plots._figure import literal  # the title holds the model id: drawn as written
+
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
+    literal(fig).savefig(out, dpi=100)
     return out
 
 

@@ -130,7 +130,14 @@ def _pairs(files: Sequence[Path]) -> tuple[list[tuple[Path, Path]], list[str]]:
         suffix = path.suffix.lower()
         table = images if suffix in _IMAGE_SUFFIXES else labels if suffix == ".npy" else None
         if path.name == "classes.txt":
-            classes = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError as exc:
+                raise DatasetError(
+                    f"the archive's classes.txt is not UTF-8 text (byte {exc.start}: {exc.reason}): save it "
+                    "as UTF-8, one class name a line"
+                ) from None
+            classes = [line.strip() for line in text.splitlines() if line.strip()]
         if table is None:
             continue
         if path.stem in table:
@@ -191,9 +198,22 @@ def load_archive(settings: DataLoaderSettings, store: Store | None = None) -> Lo
                     if im.format != "JPEG":
                         raise DatasetError(f"{image_path.name} is a {im.format} image, not JPEG")
                     width, height = im.size
+            except Image.DecompressionBombError as exc:  # a header claiming a huge image: never decoded
+                raise DatasetError(
+                    f"image {image_path.name} claims more pixels than any image this loader takes ({exc})"
+                ) from None
             except (UnidentifiedImageError, OSError) as exc:
                 raise DatasetError(f"{image_path.name} is not a readable image: {exc}") from None
-            record = npy_to_record(npy_path, image_path.name, width, height, classes)
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit is not None and width * height > limit:  # PIL only warns below twice its limit
+                raise DatasetError(
+                    f"image {image_path.name} claims {width}x{height} pixels, more than the limit of "
+                    f"{limit} (PIL.Image.MAX_IMAGE_PIXELS): a damaged or hostile header"
+                )
+            try:
+                record = npy_to_record(npy_path, image_path.name, width, height, classes)
+            except DatasetError as exc:
+                raise DatasetError(f"image {image_path.name}: {exc}") from None
             boxes += len(record["label"])
             shutil.copyfile(image_path, images_dir / image_path.name)
             write_jsonl(labels_dir / f"{image_path.stem}.jsonl", [record])

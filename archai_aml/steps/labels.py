@@ -19,6 +19,7 @@ Files are read with ``allow_pickle=False``: a label file never runs code.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -78,7 +79,7 @@ def npy_to_record(
         )
     labels = []
     for row, (cls, x0, y0, x1, y1) in enumerate(boxes.tolist()):
-        if cls != int(cls) or cls < 0 or (classes and cls >= len(classes)):
+        if not math.isfinite(cls) or cls != int(cls) or cls < 0 or (classes and cls >= len(classes)):
             raise DatasetError(
                 f"label file {npy_path.name} row {row}: class id {cls} is not one of 0..{len(classes) - 1}"
                 if classes
@@ -186,9 +187,15 @@ def mltable_jsonl(folder: Path) -> Path:
     return safe_blob_path(folder, relative)
 
 
-def read_mltable(folder: Path) -> list[dict[str, Any]]:
-    """The records of an MLTable folder."""
-    return read_jsonl(mltable_jsonl(folder))
+def read_mltable(folder: Path, what: str | None = None) -> list[dict[str, Any]]:
+    """The records of an MLTable folder; ``what`` (``"training"``, ``"validation"``) names the input in
+    every error (``validation MLTable <folder>: label file annotations.jsonl line 3 ...``)."""
+    try:
+        return read_jsonl(mltable_jsonl(folder))
+    except DatasetError as exc:
+        if what is None:
+            raise
+        raise DatasetError(f"{what} MLTable {folder}: {exc}") from None
 
 
 def image_name(record: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 
 from archai_aml.errors import DatasetError
 from archai_aml.steps.labels import read_mltable
+from archai_aml.steps.outputs import check_output_folder
 from archai_aml.steps.registry import Asset, RegistrySettings, open_registry
 from archai_aml.steps.settings import env_field, run_cli
 
@@ -45,17 +46,22 @@ class RegisterDataSettings(RegistrySettings):
 
 def register_data(settings: RegisterDataSettings, ml_client: Any = None) -> dict[str, Any]:
     """Register the MLTables; returns what ``dataset_version.json`` holds."""
-    registry = open_registry(settings, ml_client)
-    train_records = read_mltable(settings.train_input_path)  # checks the MLTable before registering it
+    # everything checked before the first registration: a failed step registers nothing
+    check_output_folder(settings.output_path, "output folder (DATASET_VERSION_OUTPUT_PATH)")
+    train_records = read_mltable(settings.train_input_path, "training")
     if not train_records:
         raise DatasetError(f"training MLTable {settings.train_input_path} holds no records")
+    val_records = (
+        [] if settings.val_input_path is None else read_mltable(settings.val_input_path, "validation")
+    )
+    registry = open_registry(settings, ml_client)
     description = f"{len(train_records)} labelled images (archai-aml register_data)"
     assets: dict[str, Asset] = {
         "train": registry.register_data(
             settings.data_asset_name, settings.train_input_path, description=description
         )
     }
-    if settings.val_input_path is not None and read_mltable(settings.val_input_path):
+    if settings.val_input_path is not None and val_records:
         assets["val"] = registry.register_data(
             f"{settings.data_asset_name}-val", settings.val_input_path, description="validation set"
         )

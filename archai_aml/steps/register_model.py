@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from archai_aml.errors import ConfigError, DatasetError
+from archai_aml.steps.outputs import check_output_folder
 from archai_aml.steps.register_data import read_dataset_version
 from archai_aml.steps.registry import RegistrySettings, default_tracking_uri, mlflow_client, open_registry
 from archai_aml.steps.settings import env_field, run_cli
@@ -74,7 +75,8 @@ def run_metrics(run_id: str, tracking_uri: str | None) -> dict[str, float]:
 
 def register_model(settings: RegisterModelSettings, ml_client: Any = None) -> dict[str, Any]:
     """Register; returns what ``model_metadata.json`` holds."""
-    registry = open_registry(settings, ml_client)
+    # everything checked before registering: a failed step registers nothing
+    check_output_folder(settings.model_metadata_path, "output folder (MODEL_METADATA_PATH)")
     run_id = run_id_of(settings.model_input_path)
     metrics = run_metrics(run_id, settings.tracking_uri)
     tags = {k: repr(v) for k, v in metrics.items()} | {"run_id": run_id}
@@ -82,6 +84,7 @@ def register_model(settings: RegisterModelSettings, ml_client: Any = None) -> di
     if settings.dataset_version_path is not None:
         data_version = read_dataset_version(settings.dataset_version_path)["train"]["uri"]
         tags["train_data"] = str(data_version)
+    registry = open_registry(settings, ml_client)
     asset = registry.register_model(
         settings.model_base_name,
         settings.model_input_path,

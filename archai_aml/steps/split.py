@@ -28,6 +28,7 @@ from pydantic import Field
 
 from archai_aml.errors import ConfigError, DatasetError
 from archai_aml.steps.labels import image_name, read_mltable, record_classes, write_mltable
+from archai_aml.steps.outputs import check_output_folder
 from archai_aml.steps.settings import StepSettings, env_field, mandatory_list_validator, run_cli
 
 __all__ = ["NO_CLASS", "SplitResult", "SplitSettings", "main", "split", "split_records", "strata"]
@@ -74,7 +75,11 @@ def split_records(
     """(train, val) records (see the module docstring)."""
     by_name = {image_name(r): r for r in records}
     if len(by_name) != len(records):
-        raise DatasetError("the aggregated data set names an image twice")
+        twice = sorted(n for n, c in Counter(image_name(r) for r in records).items() if c > 1)
+        raise DatasetError(
+            f"the aggregated data set names {len(twice)} image(s) twice: {', '.join(twice[:5])}"
+            f"{' ...' if len(twice) > 5 else ''} (each image once: fix the aggregation's input)"
+        )
     train_names, val_names = settings.mandatory_train_filenames, settings.mandatory_val_filenames
     for what, names in (("MANDATORY_TRAIN_FILENAMES", train_names), ("MANDATORY_VAL_FILENAMES", val_names)):
         missing = [n for n in names if n not in by_name]
@@ -112,10 +117,15 @@ def split_records(
 
 
 def split(settings: SplitSettings) -> SplitResult:
-    records = read_mltable(settings.input_data_path)
+    records = read_mltable(settings.input_data_path, "input")
     if not records:
         raise DatasetError(f"{settings.input_data_path} holds no records")
     train, val = split_records(records, settings)
+    # both outputs checked before either is written: a failed split writes nothing
+    check_output_folder(settings.train_output_path, "training output folder")
+    check_output_folder(settings.val_output_path, "validation output folder")
+    if settings.train_output_path.resolve() == settings.val_output_path.resolve():
+        raise ConfigError(f"the training and validation outputs are one folder: {settings.train_output_path}")
     write_mltable(settings.train_output_path, train)
     write_mltable(settings.val_output_path, val)
     log.info(

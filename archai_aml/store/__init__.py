@@ -11,10 +11,11 @@ from pydantic import SecretStr, ValidationError
 
 from archai_aml.config import ArchaiAmlConfig, StoreConfig, load_config
 from archai_aml.errors import ConfigError
-from archai_aml.store.base import Entity, Store, Value, safe_blob_path
+from archai_aml.store.base import BlobInfo, Entity, Store, Value, safe_blob_path
 from archai_aml.store.leases import Lease, LeaseManager
 
 __all__ = [
+    "BlobInfo",
     "Entity",
     "Lease",
     "LeaseManager",

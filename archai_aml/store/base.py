@@ -28,6 +28,7 @@ from __future__ import annotations
 import abc
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from types import TracebackType
@@ -228,6 +229,15 @@ def requested_blobs(blob_names: Sequence[str], pattern: str | None) -> list[str]
     return matching(blob_names, pattern)
 
 
+@dataclass(frozen=True)
+class BlobInfo:
+    """What a blob listing says of one blob: its size in bytes and the hex MD5 of its content (the hash the
+    Blob service keeps as ``Content-MD5``; None where the backend does not know it)."""
+
+    size: int
+    md5: str | None = None
+
+
 def to_utc(value: datetime) -> datetime:
     """``value`` in UTC; a naive datetime is taken to be UTC already."""
     if value.tzinfo is None:
@@ -403,6 +413,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def list_blobs(self, partition: str, name: str | None = None, *, pattern: str | None = None) -> list[str]:
         """Blob names relative to ``<partition>/<name>/`` (or to ``<partition>/`` when ``name`` is None), sorted."""
+
+    @abc.abstractmethod
+    def list_blob_info(
+        self, partition: str, name: str | None = None, *, pattern: str | None = None
+    ) -> dict[str, BlobInfo]:
+        """:meth:`list_blobs` with each blob's size and content MD5, from the listing itself (no blob read):
+        Azure's ``Content-MD5`` property (set on every upload of this package), the embedded store's hash of
+        the file (kept in its database, computed again only when the file's size, time or inode moved)."""
 
     @abc.abstractmethod
     def delete_blobs(self, partition: str, name: str, *, pattern: str | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import uuid
@@ -11,6 +12,7 @@ from typing import Any, TypeVar
 
 from archai_aml.errors import BlobExistsError
 from archai_aml.store.base import (
+    BlobInfo,
     blob_conflicts,
     check_key,
     conflict_error,
@@ -221,6 +223,40 @@ class EmbeddedBlobSide(EmbeddedBase):
             return []
         files = (path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
         return sorted(matching(files, pattern))
+
+    def list_blob_info(
+        self, partition: str, name: str | None = None, *, pattern: str | None = None
+    ) -> dict[str, BlobInfo]:
+        """Sizes from the file system; MD5s from the database, each file hashed again (and remembered) only
+        when its size, modification time or inode differ from what was remembered (written since)."""
+        folder = self._folder(partition, name)
+        if not folder.is_dir():
+            return {}
+        prefix = folder.relative_to(self.blob_root).as_posix() + "/"
+        known = self._known_md5s(prefix)
+        out: dict[str, BlobInfo] = {}
+        fresh: list[tuple[str, int, int, int, str]] = []
+        for rel in self.list_blobs(partition, name, pattern=pattern):
+            key = prefix + rel
+            try:
+                with open(folder / rel, "rb") as handle:
+                    st = os.fstat(handle.fileno())  # the file this handle reads, even if replaced meanwhile
+                    seen = known.get(key)
+                    if seen is not None and seen[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
+                        md5 = seen[3]
+                    else:
+                        digest = hashlib.md5(usedforsecurity=False)
+                        while chunk := handle.read(_CHUNK):
+                            digest.update(chunk)
+                        md5 = digest.hexdigest()
+                        fresh.append((key, st.st_size, st.st_mtime_ns, st.st_ino, md5))
+            except FileNotFoundError:
+                continue  # deleted meanwhile
+            except OSError as exc:
+                raise os_error(f"listing blob {partition}/{name}/{rel}", exc) from None
+            out[rel] = BlobInfo(st.st_size, md5)
+        self._remember_md5s(fresh)
+        return out
 
     def delete_blobs(self, partition: str, name: str, *, pattern: str | None = None) -> int:
         folder = self._writable_folder(partition, name, "deleting blobs of")

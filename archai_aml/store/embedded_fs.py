@@ -7,11 +7,13 @@ import errno
 import os
 import sqlite3
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from archai_aml.errors import (
     ReadOnlyStoreError,
     StoreError,
+    StoreFullError,
 )
 from archai_aml.store.base import Store
 
@@ -26,7 +28,7 @@ def os_error(what: str, exc: OSError) -> StoreError:
     """A one-line :class:`StoreError` for a file-system error: what failed, why, and what to do."""
     reason = exc.strerror or str(exc)
     if exc.errno in _FULL:
-        return StoreError(
+        return StoreFullError(
             f"{what} failed: {reason} (the disk is full or a file size limit was reached): free space or "
             "raise the limit and retry; that file was not written"
         )
@@ -65,6 +67,14 @@ class EmbeddedBase(Store):
     _local: threading.local
     _lock: threading.Lock
     _connections: list[tuple[int, sqlite3.Connection]]
+
+    def _known_md5s(self, prefix: str) -> dict[str, tuple[int, int, int, str]]:
+        """{key: (size, mtime_ns, inode, md5)} of the blob files under ``prefix`` (a folder of ``blob_root``
+        as posix, ending in ``/``) whose MD5 the database remembers."""
+        return {}
+
+    def _remember_md5s(self, rows: Sequence[tuple[str, int, int, int, str]]) -> None:
+        """Remember (key, size, mtime_ns, inode, md5) of blob files (best effort: it is a cache)."""
 
     def _read_only_error(self, what: str) -> ReadOnlyStoreError:
         return ReadOnlyStoreError(

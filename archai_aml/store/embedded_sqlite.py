@@ -16,6 +16,7 @@ from archai_aml.errors import (
     ConcurrencyError,
     EntityExistsError,
     StoreError,
+    StoreFullError,
 )
 from archai_aml.store.base import (
     Entity,
@@ -56,6 +57,13 @@ CREATE TABLE IF NOT EXISTS version_counter (
     value INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO version_counter (id, value) VALUES (0, 0);
+CREATE TABLE IF NOT EXISTS blob_md5 (
+    key TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ino INTEGER NOT NULL,
+    md5 TEXT NOT NULL
+) WITHOUT ROWID;
 """
 
 
@@ -125,7 +133,7 @@ class EmbeddedTableSide(EmbeddedBase):
         if "readonly" in text or "read-only" in text:
             return self._read_only_error("writing")
         if "full" in text:
-            return StoreError(
+            return StoreFullError(
                 f"embedded store {self.db_path}: {exc}: the disk is full; free space and retry (the "
                 "transaction was rolled back, nothing was written)"
             )
@@ -168,6 +176,28 @@ class EmbeddedTableSide(EmbeddedBase):
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return self._retry_locked(lambda: self._conn().execute(sql, params).fetchall())
+
+    def _known_md5s(self, prefix: str) -> dict[str, tuple[int, int, int, str]]:
+        try:
+            rows = self._read(
+                "SELECT key, size, mtime_ns, ino, md5 FROM blob_md5 WHERE key >= ? AND key < ?",
+                (prefix, prefix + "\U0010ffff"),
+            )
+        except (StoreError, sqlite3.Error):  # a read-only store made before the table existed
+            return {}
+        return {str(k): (int(size), int(mtime), int(ino), str(md5)) for k, size, mtime, ino, md5 in rows}
+
+    def _remember_md5s(self, rows: Sequence[tuple[str, int, int, int, str]]) -> None:
+        if self.read_only or not rows:
+            return
+
+        def upsert(conn: sqlite3.Connection) -> None:
+            conn.executemany("INSERT OR REPLACE INTO blob_md5 VALUES (?, ?, ?, ?, ?)", rows)
+
+        try:
+            self._write(upsert)
+        except StoreError:  # only a cache: the next listing hashes those files again
+            pass
 
     @staticmethod
     def _next_version(conn: sqlite3.Connection) -> int:
