@@ -190,8 +190,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("submitted %s: %s", submitted.name, getattr(submitted, "studio_url", None))
         return 0
     from archai_aml.pipelines.local import LocalJobRunner
+    from archai_aml.steps.launch import launch_environment
 
-    runner = LocalJobRunner(".archai_aml/jobs", gpus=[])
+    # the nodes run in this example's folder: resolve the store and MLflow defaults here, where the user
+    # launched the pipeline, and pass them down (nothing lands in the source tree)
+    runner = LocalJobRunner(".archai_aml/jobs", gpus=[], env=launch_environment())
     name = runner.submit(job, experiment_name=settings.experiment_name).name
     status = runner.wait(name)
     log.info("pipeline %s: %s (logs in .archai_aml/jobs/%s)", name, status, name)
