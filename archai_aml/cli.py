@@ -20,6 +20,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "archai_aml.workspace.cli",
     "archai_aml.plots.cli",
     "archai_aml.executor.cli",
+    "archai_aml.steps.schedule_cli",
 )
 
 

@@ -169,3 +169,8 @@ class JobTerminatedError(JobError):
 
 class WorkspaceError(ArchaiAmlError):
     """An Azure ML workspace resource (cluster, environment, datastore, data asset) cannot be set up."""
+
+
+class DeployError(ArchaiAmlError):
+    """A model could not be deployed (or was refused: worse than the serving one, a failed smoke request);
+    the message says why and which deployment keeps serving."""

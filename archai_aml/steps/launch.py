@@ -40,7 +40,8 @@ def launch_environment(env: Mapping[str, str] | None = None, cwd: str | Path | N
     """The variables every node of a local pipeline gets, resolved against ``cwd`` (default: the current
     folder): ``ARCHAI_AML_STORE`` (and the table/container names; an Azure store's connection string stays a
     secret of the runner's environment, never of the pipeline), ``MLFLOW_TRACKING_URI``, and
-    ``ARCHAI_AML_DATASTORE_FOLDER`` when set."""
+    ``DEPLOY_LOCAL_ROOT`` (where the deploy step keeps its local endpoints) and ``ARCHAI_AML_DATASTORE_FOLDER``
+    when set."""
     env = os.environ if env is None else env
     base = Path(cwd if cwd is not None else os.getcwd()).resolve()
     config = store_config_from_env(env) or StoreConfig()
@@ -48,6 +49,8 @@ def launch_environment(env: Mapping[str, str] | None = None, cwd: str | Path | N
         config = config.model_copy(update={"path": base / Path(config.path)})
     result = job_environment(config, include_secrets=True)
     result["MLFLOW_TRACKING_URI"] = absolute_tracking_uri(env.get("MLFLOW_TRACKING_URI"), base)
+    endpoints = Path(env.get("DEPLOY_LOCAL_ROOT") or ".archai_aml/endpoints").expanduser()
+    result["DEPLOY_LOCAL_ROOT"] = str((base / endpoints).resolve())
     folder = env.get("ARCHAI_AML_DATASTORE_FOLDER")
     if folder:
         result["ARCHAI_AML_DATASTORE_FOLDER"] = str((base / Path(folder).expanduser()).resolve())
