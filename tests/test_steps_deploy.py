@@ -216,3 +216,33 @@ def request_file(models: dict[str, Any]) -> Path:
         == models["image"].read_bytes()
     )
     return path
+
+
+def test_deploy_cli_and_component_deploy_tag_models_choice_and_stop(
+    models: dict[str, Any], tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from archai_aml.steps.components import step_component
+
+    command = step_component("deploy", environment="e@latest").command
+    assert command.startswith(
+        "python -m archai_aml.steps.deploy --best-model-metadata-path ${{inputs.best_model_metadata}}"
+    )
+    base = [sys.executable, "-m", "archai_aml.steps.deploy", "--tracking-uri", models["tracking"],
+            "--local-root", str(tmp_path / "ep")]  # fmt: skip
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([*base, "--best-model-metadata-path", str(models["tmp"] / "worse-best"),
+                           "--output-path", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    try:
+        assert done.returncode == 0, done.stderr[-2000:]
+        result = json.loads((tmp_path / "out" / "deployment.json").read_text())
+        assert result["version"] == 1  # tag_model of the worse run chose version 1: that one is deployed
+        assert post_json(result["url"] + "/score", request_for(models["image"].read_bytes()))[0]["boxes"]
+    finally:
+        stopped = subprocess.run(
+            [*base, "--stop", "true"], env=env, capture_output=True, text=True, timeout=120
+        )
+    assert stopped.returncode == 0 and "stopped the endpoint symbol-detection" in stopped.stderr
+    assert serving(DeploySettings.load({"local_root": tmp_path / "ep"}, env={})) is None

@@ -176,3 +176,18 @@ def test_rerun_registers_nothing_on_unchanged_data_and_picks_up_appended_images(
     print(
         f"mAP v1 {model1['mean_average_precision']:.3f} -> v2 {model3['mean_average_precision']:.3f}; best v{best3['version']}"
     )
+
+
+def test_the_pages_schedule_definition_loads_and_dry_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    page = (REPO / "docs" / "pipeline-steps.md").read_text(encoding="utf-8")
+    (block,) = re.findall(r"```yaml\n(.*?)```", page, flags=re.S)
+    (tmp_path / "schedule.yaml").write_text(block)
+    monkeypatch.chdir(REPO)  # the page's pipeline path is relative to the clone's root
+    definition = load_definition(tmp_path / "schedule.yaml")
+    printed = yaml.safe_load(publish(definition, dry_run=True)["yaml"])
+    assert printed["schedule"]["name"] == "symbol-detection-nightly"
+    assert printed["schedule"]["trigger"]["expression"] == "0 2 * * *"

@@ -54,6 +54,9 @@ RESULT_FILE = "deployment.json"
 class DeploySettings(RegistrySettings):
     model_base_name: str = env_field("symbol-detection", env="MODEL_BASE_NAME")
     model_version: int | None = env_field(None, env="DEPLOY_MODEL_VERSION", description="default: the best")
+    best_model_metadata_path: Path | None = env_field(
+        None, env="BEST_MODEL_METADATA_PATH", description="tag_model's output: deploy the version it chose"
+    )
     target: Literal["local", "azure"] = env_field("local", env="DEPLOY_TARGET")
     endpoint_name: str = env_field(
         "symbol-detection", env="ENDPOINT_NAME", pattern=r"^[a-zA-Z][a-zA-Z0-9-]{2,31}$"
@@ -100,7 +103,13 @@ def candidate(settings: DeploySettings, registry: Any) -> tuple[int, float]:
     """The version to deploy and its mAP."""
     name = check_asset_name(settings.model_base_name)
     versions = {v.version: v for v in registry.model_versions(name)}
-    version = settings.model_version or registry.best_version(name)
+    version = settings.model_version
+    if version is None and settings.best_model_metadata_path is not None:
+        from archai_aml.steps.register_model import read_metadata
+        from archai_aml.steps.tag_model import BEST_FILE
+
+        version = int(read_metadata(settings.best_model_metadata_path, BEST_FILE)["version"])
+    version = version or registry.best_version(name)
     if version is None:
         raise DeployError(f"model {name} has no version marked best: run tag_model, or pass --model-version")
     if version not in versions:
