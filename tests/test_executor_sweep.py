@@ -221,3 +221,19 @@ def test_best_trial_of_an_azure_sweep_from_its_child_jobs_and_mlflow(tmp_path: P
     assert calls == [("get", "sweep_1"), ("list", "sweep_1")]
     assert (best["trial"], best["params"], best["metric"]) == (children[1].name, {"lr": 0.2}, 0.1)
     assert best["outputs"] == f"azureml://jobs/{children[1].name}/outputs/artifacts/paths/outputs"
+
+
+def test_cli_runs_a_local_sweep_prints_the_trial_table_and_the_best(tmp_path: Path) -> None:
+    project = project_with(tmp_path)
+    small = {**SWEEP, "search_space": {"lr": {"type": "choice", "values": [0.05, 0.2]}}, "max_total_trials": 2,
+             "early_termination": None}  # fmt: skip
+    (project / "small.yaml").write_text(yaml.safe_dump(small))
+    done = cli("run", "fit.py", "--local", "--sweep", str(project / "small.yaml"), "--project", str(project),
+               "--", "--epochs", "2", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    header, *rows = done.stdout.strip().splitlines()
+    assert header.split()[:3] == ["trial", "params", "status"] and len(rows) == 2
+    assert all("Completed" in row and " 2" in row for row in rows)
+    (name,) = [p.name for p in (project / "outputs").iterdir()]
+    best = cli("run", "best", name, "--local", "--project", str(project), cwd=tmp_path)
+    assert best.returncode == 0 and json.loads(best.stdout)["params"] == {"lr": 0.2}
