@@ -22,8 +22,12 @@ from archai_aml.steps.registry import MlflowRegistry
 from archai_aml.steps.serving import Detector, request_for, score_payload
 from archai_aml.steps.tag_model import TagModelSettings, tag_best_model
 from archai_aml.steps.train import TrainSettings, train_local
-from archai_aml.testing.mlclient_online import FakeOnline, fake_online_operations
-from tests.test_steps_azure import NeverUsedCredential, VersionedOps
+from archai_aml.testing.mlclient_online import (
+    FakeOnline,
+    NeverUsedCredential,
+    fake_model_operations,
+    fake_online_operations,
+)
 from tests.test_steps_model import prepared
 
 
@@ -127,7 +131,7 @@ def azure(models: dict[str, Any], tmp_path: Path) -> Iterator[tuple[MLClient, Fa
     ml = MLClient(
         credential=NeverUsedCredential(), subscription_id="sub", resource_group_name="rg", workspace_name="ws"
     )
-    ml._models = VersionedOps(Model)
+    ml._models = fake_model_operations({})
     for v in (1, 2):
         ml._models.create_or_update(Model(name="symbol-detection", path=str(folders[v]), type="mlflow_model",
             tags={"mean_average_precision": repr(models["maps"][v]), **({"best_model": "true"} if v == 1 else {})}))  # fmt: skip

@@ -25,8 +25,7 @@ from archai_aml.steps.data_loader import DataLoaderSettings, load_archive
 from archai_aml.steps.registry import MlflowRegistry
 from archai_aml.steps.schedule import load_definition, publish, run_once
 from archai_aml.store import open_store
-from archai_aml.testing.mlclient_online import fake_schedule_operations
-from tests.test_steps_azure import NeverUsedCredential
+from archai_aml.testing.mlclient_online import NeverUsedCredential, fake_schedule_operations
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "examples" / "symbol_detection"))

@@ -20,7 +20,21 @@ from collections.abc import Callable
 from typing import Any
 from unittest.mock import create_autospec
 
-__all__ = ["DonePoller", "FakeOnline", "fake_online_operations", "fake_schedule_operations"]
+__all__ = [
+    "DonePoller",
+    "FakeOnline",
+    "NeverUsedCredential",
+    "fake_model_operations",
+    "fake_online_operations",
+    "fake_schedule_operations",
+]
+
+
+class NeverUsedCredential:
+    """A ``TokenCredential`` that fails the test if anything asks it for a token (nothing may reach Azure)."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        raise AssertionError("the tests must not reach Azure (a token was requested)")
 
 
 class DonePoller:
@@ -160,3 +174,36 @@ def fake_schedule_operations(calls: list[tuple[str, Any]]) -> Any:
     schedules.begin_create_or_update.side_effect = create
     schedules.get.side_effect = get
     return schedules
+
+
+def fake_model_operations(items: dict[tuple[str, int], Any]) -> Any:
+    """``MLClient.models``: ``create_or_update`` numbers an unset version (1 + the highest, the service's
+    auto-increment) and returns the service's copy; ``get`` of an unknown version raises
+    ``ResourceNotFoundError``; ``list(name=...)`` yields the versions."""
+    from azure.ai.ml.entities import Model
+    from azure.ai.ml.operations import ModelOperations
+
+    models = create_autospec(ModelOperations, instance=True)
+
+    def create(model: Any, **kwargs: Any) -> Any:
+        version = (
+            int(model.version)
+            if model.version
+            else 1 + max((v for n, v in items if n == model.name), default=0)
+        )
+        stored = Model(name=model.name, version=str(version), path=model.path, type=model.type,
+                       tags=dict(model.tags or {}), properties=dict(model.properties or {}))  # fmt: skip
+        items[(model.name, version)] = stored
+        return copy.deepcopy(stored)
+
+    def get(name: str, version: str | None = None, label: str | None = None) -> Any:
+        if (name, int(version or 0)) not in items:
+            raise _not_found(f"model {name}:{version}")
+        return copy.deepcopy(items[(name, int(version or 0))])
+
+    models.create_or_update.side_effect = create
+    models.get.side_effect = get
+    models.list.side_effect = lambda name=None, **kw: [
+        copy.deepcopy(m) for (n, _), m in sorted(items.items()) if n == name
+    ]
+    return models
