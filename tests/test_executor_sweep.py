@@ -15,7 +15,8 @@ import pytest
 import torch
 import yaml
 from azure.ai.ml import PyTorchDistribution
-from azure.ai.ml.entities import Command
+from azure.ai.ml.entities import Command, CommandJob
+from azure.ai.ml.sweep import Choice, Objective, SweepJob
 from mlflow import MlflowClient
 
 from archai_aml.config import StoreConfig
@@ -196,11 +197,11 @@ def test_best_trial_of_an_azure_sweep_from_its_child_jobs_and_mlflow(tmp_path: P
         run = client.create_run(experiment)  # an Azure ML job's name is its MLflow run id
         for step, value in enumerate(losses):
             client.log_metric(run.info.run_id, "loss", value, step=step)
-        children.append(SimpleNamespace(name=run.info.run_id, status="Completed" if i < 2 else "Canceled",
-                                        inputs={"lr": SimpleNamespace(value=lr), "epochs": 8}))  # fmt: skip
-    sweep = SimpleNamespace(
-        objective=SimpleNamespace(primary_metric="loss", goal="Minimize"), search_space={"lr": None}
-    )
+        children.append(CommandJob(name=run.info.run_id, command="python fit.py --lr ${{inputs.lr}} --epochs 8",
+                                   inputs={"lr": lr, "epochs": 8}, environment="e:1", parent_job_name="sweep_1",
+                                   status="Completed" if i < 2 else "Canceled"))  # fmt: skip
+    sweep = SweepJob(name="sweep_1", objective=Objective(goal="minimize", primary_metric="loss"),
+                     search_space={"lr": Choice([0.1, 0.2, 0.0005])}, sampling_algorithm="grid")  # fmt: skip
     calls: list[Any] = []
 
     def get(name: str) -> Any:
