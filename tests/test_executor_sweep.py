@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -218,7 +217,15 @@ def test_best_trial_of_an_azure_sweep_from_its_child_jobs_and_mlflow(tmp_path: P
 
     ops = create_autospec(JobOperations, instance=True)
     ops.get.side_effect, ops.list.side_effect = get, list_children
-    best = best_trial("sweep_1", ml_client=SimpleNamespace(jobs=ops), tracking_uri=tracking)
+    from azure.ai.ml import MLClient
+
+    from archai_aml.testing.mlclient_online import NeverUsedCredential
+
+    ml = MLClient(
+        credential=NeverUsedCredential(), subscription_id="s", resource_group_name="g", workspace_name="w"
+    )
+    ml._jobs = ops
+    best = best_trial("sweep_1", ml_client=ml, tracking_uri=tracking)
     assert calls == [("get", "sweep_1"), ("list", "sweep_1")]
     assert (best["trial"], best["params"], best["metric"]) == (children[1].name, {"lr": 0.2}, 0.1)
     assert best["outputs"] == f"azureml://jobs/{children[1].name}/outputs/artifacts/paths/outputs"
