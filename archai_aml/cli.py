@@ -21,6 +21,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "archai_aml.plots.cli",
     "archai_aml.executor.cli",
     "archai_aml.dashboard.cli",
+    "archai_aml.steps.schedule_cli",
 )
 
 

@@ -190,3 +190,8 @@ class WorkspaceError(ArchaiAmlError):
 class PredictorError(ArchaiAmlError):
     """A latency predictor cannot answer: too few measured rows of its target and device, or it was asked
     about another target or device than the one it was trained for."""
+
+
+class DeployError(ArchaiAmlError):
+    """A model could not be deployed (or was refused: worse than the serving one, a failed smoke request);
+    the message says why and which deployment keeps serving."""

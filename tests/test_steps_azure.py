@@ -57,6 +57,8 @@ def test_register_data_registers_mltable_versions_in_the_workspace(
         env={"ARCHAI_AML_REGISTRY": "workspace", "DATA_ASSET_NAME": "symbols"},
     )  # fmt: skip
     first = register_data(settings, client)
+    unchanged = register_data(settings, client)  # same records: nothing registered
+    mltable(tmp_path / "train", 4)  # an image appended
     second = register_data(settings, client)
     created = ws.data.created
     assert [(a.name, a.version, a.type, a.path) for a in created] == [
@@ -66,9 +68,14 @@ def test_register_data_registers_mltable_versions_in_the_workspace(
         ("symbols-val", None, "mltable", str(tmp_path / "val")),
     ]  # the version is left to the service (auto-increment)
     assert created[0].description == "3 labelled images (archai-aml register_data)"
+    assert created[0].tags == {"content_hash": first["content_hash"]} == created[1].tags
+    assert created[2].tags["content_hash"] == second["content_hash"] != first["content_hash"]
     assert first["train"] == {"name": "symbols", "version": 1, "uri": "azureml:symbols:1"}
+    assert (first["changed"], unchanged["changed"], second["changed"]) == (True, False, True)
+    assert unchanged["train"] == first["train"] and unchanged["val"] == first["val"]
     assert second["train"]["uri"] == "azureml:symbols:2" and second["val"]["uri"] == "azureml:symbols-val:2"
     assert json.loads((tmp_path / "out" / "dataset_version.json").read_text()) == second
+    mltable(tmp_path / "train", 5)
     ws.data.fail_create = HttpResponseError("AuthorizationFailed: no write access")
     with pytest.raises(WorkspaceError, match="could not register data asset symbols: AuthorizationFailed"):
         register_data(settings, client)
@@ -126,8 +133,8 @@ def test_register_and_tag_go_through_mlclient_models(tmp_path: Path, client: Any
         ("1", "true"),
         ("2", "true"),
         ("1", "false"),
-        ("2", "true"),
-    ]  # new tag first, then the old cleared
+    ]  # the winner's tag (the one write readers use: the highest tagged version), then a tidy-up; a kept
+    # best model is not written again
     assert {v: m.tags.get("best_model") for (_, v), m in ws.models.items.items()} == {
         "1": "false",
         "2": "true",

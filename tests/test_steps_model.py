@@ -148,11 +148,10 @@ def register_and_tag(tmp_path: Path, tracking: str, name: str, mean_ap: float) -
 
 
 def best_versions(tracking: str) -> list[int]:
-    return [
-        v.version
-        for v in MlflowRegistry(tracking).model_versions("sym")
-        if v.tags.get("best_model") == "true"
-    ]
+    """The version the ``champion`` alias points at (one write moves it; no version carries a tag)."""
+    registry = MlflowRegistry(tracking)
+    assert not [v for v in registry.model_versions("sym") if "best_model" in v.tags]
+    return [registry.best_version("sym") or 0]
 
 
 def test_register_increments_and_the_best_model_tag_moves_by_map(tmp_path: Path, tracking: str) -> None:
@@ -180,7 +179,7 @@ def test_register_increments_and_the_best_model_tag_moves_by_map(tmp_path: Path,
     assert (best["version"], best["mean_average_precision"], best["changed"]) == (2, 0.55, False)
     assert best_versions(tracking) == [2]
     versions = {v.version: v.tags for v in MlflowRegistry(tracking).model_versions("sym")}
-    assert versions[1]["best_model"] == "false" and "best_model" not in versions[3]
+    assert int(MlflowRegistry(tracking).client.get_model_version_by_alias("sym", "champion").version) == 2
     assert float(versions[3]["mean_average_precision"]) == 0.50 and versions[3]["run_id"]
     source = MlflowRegistry(tracking).client.get_model_version("sym", "3").source
     assert source.endswith("/registered_model") and source.startswith("runs:/")

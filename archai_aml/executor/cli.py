@@ -1,4 +1,6 @@
-"""``archai-aml run SCRIPT [args]``: run a project's script on Azure ML (or here, ``--local``).
+"""``archai-aml run SCRIPT [args]``: run a project's script on Azure ML (or here, ``--local``); ``--sweep
+sweep.yaml`` runs a hyperparameter sweep of it (:mod:`.sweep`), ``--instances N --distribution pytorch|mpi
+--processes-per-instance K`` a distributed job; ``archai-aml run best JOB`` prints a sweep's best trial.
 
 The project is the folder above ``pipeline/`` (``--project``, else the script's parent when the script
 is under a folder named ``pipeline``, else the current folder); SCRIPT is relative to ``pipeline/``.
@@ -9,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from archai_aml.errors import ConfigError
 from archai_aml.paths import PIPELINE
@@ -31,16 +33,66 @@ def _project_and_script(args: argparse.Namespace) -> tuple[Path, str]:
     return Path.cwd().resolve(), args.script
 
 
+def _best(args: argparse.Namespace) -> int:
+    """``archai-aml run best JOB``: the best trial of a sweep, as JSON."""
+    import json
+
+    from archai_aml.executor.sweep import best_trial
+
+    if len(args.args) != 1:
+        raise ConfigError("usage: archai-aml run best JOB [--local] [--project DIR]")
+    project = Path(args.project).resolve() if args.project else Path.cwd()
+    if args.local:
+        result = best_trial(args.args[0], outputs_root=project / "outputs")
+    else:
+        from archai_aml.store import resolve_store_config
+        from archai_aml.workspace.cli import make_ml_client
+
+        config, _ = resolve_store_config(args.config)
+        if config.aml is None:
+            raise ConfigError(
+                "archai-aml run best on Azure ML needs --config with an aml: section (or --local)"
+            )
+        client = make_ml_client(config.aml)
+        uri = client.workspaces.get(client.workspace_name).mlflow_tracking_uri
+        result = best_trial(args.args[0], ml_client=client, tracking_uri=uri)
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     split_script_args(args)
-    from archai_aml.executor.run import load_compute, run_local, run_on_azure
+    if args.script == "best":
+        return _best(args)
+    from archai_aml.executor.run import distributed_launcher, load_compute, run_local, run_on_azure
+    from archai_aml.executor.sweep import load_sweep
     from archai_aml.store import open_store, resolve_store_config
 
     project, script = _project_and_script(args)
     config, store_config = resolve_store_config(args.config)
     experiment = args.experiment or config.experiment_name
+    sweep = load_sweep(args.sweep) if args.sweep else None
+    distributed = args.instances > 1 or args.processes_per_instance > 1 or args.distribution is not None
+    if sweep is not None and distributed:
+        raise ConfigError("--sweep with --instances/--distribution: run one or the other")
+    if args.local and sweep is not None:
+        from archai_aml.executor.run import new_job_name
+        from archai_aml.executor.sweep_local import run_sweep_local, trial_table
+
+        name = new_job_name(script)
+        results = run_sweep_local(project, script, args.args, sweep, name=name, on_phase=_phase)
+        sys.stdout.write(trial_table(results, sweep.primary_metric) + "\n")
+        _phase("download", f"sweep {name}: outputs/{name}/sweep.json (archai-aml run best {name} --local)")
+        return 0 if any(r.status == "Completed" for r in results) else 1
     if args.local:
-        result = run_local(project, script, args.args, experiment=experiment, on_phase=_phase)
+        launcher = (
+            distributed_launcher(args.instances, args.processes_per_instance, args.distribution or "pytorch")
+            if distributed
+            else None
+        )
+        result = run_local(
+            project, script, args.args, experiment=experiment, on_phase=_phase, launcher=launcher
+        )
         return 0 if result.returncode == 0 else 1
     if config.aml is None:
         raise ConfigError("archai-aml run on Azure ML needs --config with an aml: section (or pass --local)")
@@ -56,9 +108,18 @@ def _run(args: argparse.Namespace) -> int:
             compute=load_compute(args.compute), conda_file=args.environment, experiment=experiment,
             datasets=args.datasets or [], upload_datasets=args.upload_datasets, zipped=args.zip or [],
             concurrency=args.concurrency, progress=not args.no_progress, on_phase=_phase,
-            resync=args.resync,
+            resync=args.resync, sweep=sweep, **_distribution_options(args, distributed),
         )  # fmt: skip
     return 0 if result.status == "Completed" else 1
+
+
+def _distribution_options(args: argparse.Namespace, distributed: bool) -> dict[str, Any]:
+    if not distributed:
+        return {}
+    from archai_aml.executor.jobs import distribution
+
+    kind: Literal["mpi", "pytorch"] = "mpi" if args.distribution == "mpi" else "pytorch"
+    return {"instance_count": args.instances, "distribution": distribution(kind, args.processes_per_instance)}
 
 
 def _add_options(p: argparse.ArgumentParser) -> None:
@@ -83,6 +144,12 @@ def _add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--project", help="project folder (default: above the script's pipeline/ folder)")
     p.add_argument("--local", action="store_true", help="run the script here with the same paths")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--sweep", help="sweep YAML (search space, sampling, metric, goal, limits, early termination)"
+    )
+    p.add_argument("--instances", type=int, default=1, help="nodes of a distributed job (default 1)")
+    p.add_argument("--distribution", choices=["pytorch", "mpi"], help="distributed training launcher")
+    p.add_argument("--processes-per-instance", type=int, default=1, help="processes per node (default 1)")
 
 
 def split_script_args(args: argparse.Namespace) -> None:

@@ -166,6 +166,7 @@ def run_on_azure(
     job_name: str | None = None,
     cancel_wait_s: float | None = None,
     resync: bool = False,
+    sweep: Any = None,
     **job_options: Any,
 ) -> RunResult:
     """Sync, ensure compute and environment, run ``script`` (under ``pipeline/``) to its end, download.
@@ -204,10 +205,21 @@ def run_on_azure(
     environment = ensure_environment(ml_client, env)
     on_phase("compute", f"environment {environment}")
     name = job_name or new_job_name(script)
+    extra: dict[str, Any] = {}
+    if sweep is not None:  # a SweepConfig: each parameter an input the trial's arguments bind
+        from archai_aml.executor.sweep import trial_args
+
+        bind, extra = trial_args(sweep)
+        args = [*args, *bind]
     job = script_job(
         script, args, code=str(project.pipeline), compute=cluster, environment=environment, experiment=experiment,
-        data=data, name=name, **job_options,
+        data=data, name=None if sweep is not None else name, extra_inputs=extra or None, **job_options,
     )  # fmt: skip
+    if sweep is not None:
+        from archai_aml.executor.sweep import azure_sweep_job
+
+        job = azure_sweep_job(sweep, job)
+        job.name = name
     try:
         submitted = ml_client.jobs.create_or_update(job, experiment_name=experiment)
     except Exception as exc:
@@ -261,8 +273,10 @@ def run_local(
     env: dict[str, str] | None = None,
     stdout: IO[str] | None = None,
     on_phase: Phase = _log_phase,
+    launcher: Sequence[str] | None = None,
 ) -> RunResult:
-    """Run ``pipeline/<script>`` here with the same folder convention; outputs in ``outputs/<job name>/``."""
+    """Run ``pipeline/<script>`` here with the same folder convention; outputs in ``outputs/<job name>/``.
+    ``launcher``: what runs the script (default ``python -u``; :func:`distributed_launcher` for torchrun)."""
     project = ProjectPaths.of_project(project_root)
     path = project.pipeline / script
     if not path.is_file():
@@ -281,7 +295,7 @@ def run_local(
     log_file = paths.outputs / "logs" / "std_log.txt"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
-        [sys.executable, "-u", str(path), *args], cwd=project.pipeline, env=child_env,
+        [*(launcher or [sys.executable, "-u"]), str(path), *args], cwd=project.pipeline, env=child_env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
@@ -299,3 +313,30 @@ def run_local(
     status = "Completed" if code == 0 else "Failed"
     on_phase("download", f"{name} {status.lower()} (exit {code}); outputs in {paths.outputs}")
     return RunResult(name, status, paths.outputs, [], code)
+
+
+def distributed_launcher(instances: int, processes_per_instance: int, distribution: str) -> list[str]:
+    """The local stand-in of a distributed job: PyTorch's own ``torchrun`` (``torch.distributed.run``) with
+    ``instances * processes_per_instance`` processes on this machine (one node: the instances share it), a
+    rendezvous on 127.0.0.1; each process gets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and
+    ``MASTER_PORT`` as on Azure ML's PyTorch distribution. ``mpi`` needs ``mpirun`` on the PATH."""
+    import shutil
+    import socket
+
+    total = instances * processes_per_instance
+    if instances < 1 or processes_per_instance < 1:
+        raise ConfigError("--instances and --processes-per-instance must be at least 1")
+    if distribution == "mpi":
+        mpirun = shutil.which("mpirun")
+        if mpirun is None:
+            raise ConfigError(
+                "--distribution mpi --local needs mpirun on the PATH (Open MPI); or use pytorch"
+            )
+        return [mpirun, "-np", str(total), sys.executable, "-u"]
+    if distribution != "pytorch":
+        raise ConfigError(f"--distribution {distribution!r}: use pytorch or mpi")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", str(total),
+            "--master-addr", "127.0.0.1", "--master-port", str(port)]  # fmt: skip

@@ -14,6 +14,7 @@ register_data   train, val (mltable), data_asset_name, data_store_name  dataset_
 train           train, val (mltable), epochs (local detector)           best_model (mlflow_model)
 register_model  model (mlflow_model), dataset_version, model_base_name  model_metadata (uri_folder)
 tag_model       model_metadata (uri_folder), model_base_name            best_model_metadata
+deploy          best_model_metadata (uri_folder), model_base_name       deployment (uri_folder)
 =============== ======================================================= ==========================
 """
 
@@ -80,6 +81,13 @@ SPECS: dict[str, tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str]]]] 
             "model_base_name": ("string", "model-base-name"),
         },
         {"best_model_metadata": ("uri_folder", "best-model-metadata-path")},
+    ),
+    "deploy": (
+        {
+            "best_model_metadata": ("uri_folder", "best-model-metadata-path"),
+            "model_base_name": ("string", "model-base-name"),
+        },
+        {"deployment": ("uri_folder", "output-path")},
     ),
 }
 

@@ -6,6 +6,11 @@
 ``recall`` are read from MLflow (locally the SQLite store, in an Azure ML job the workspace's tracking) and
 kept as tags of the new version. ``<model-metadata-path>/model_metadata.json`` holds the name, version and
 those three metrics (and the run and data version). The registry numbers the version (one more than the last).
+
+When ``register_data`` found the data unchanged (``dataset_version.json`` has ``"changed": false``) and a
+version of the model trained on that data version exists, nothing is registered: the metadata names that
+version (``"registered": false``) and the log says so. ``REGISTER_ON_UNCHANGED_DATA=true`` registers anyway
+(a rerun with other training settings on the same data).
 """
 
 from __future__ import annotations
@@ -21,7 +26,13 @@ import yaml
 from archai_aml.errors import ConfigError, DatasetError
 from archai_aml.steps.outputs import check_output_folder
 from archai_aml.steps.register_data import read_dataset_version
-from archai_aml.steps.registry import RegistrySettings, default_tracking_uri, mlflow_client, open_registry
+from archai_aml.steps.registry import (
+    ModelVersion,
+    RegistrySettings,
+    default_tracking_uri,
+    mlflow_client,
+    open_registry,
+)
 from archai_aml.steps.settings import env_field, run_cli
 
 __all__ = ["METADATA_FILE", "METRICS", "RegisterModelSettings", "main", "read_metadata", "register_model"]
@@ -41,6 +52,9 @@ class RegisterModelSettings(RegistrySettings):
         env="MODEL_METADATA_PATH", description="folder for model_metadata.json"
     )
     dataset_version_path: Path | None = env_field(None, env="DATASET_VERSION_PATH")
+    register_on_unchanged_data: bool = env_field(
+        False, env="REGISTER_ON_UNCHANGED_DATA", description="register even when the data did not change"
+    )
 
 
 def run_id_of(model_folder: Path) -> str:
@@ -80,11 +94,17 @@ def register_model(settings: RegisterModelSettings, ml_client: Any = None) -> di
     run_id = run_id_of(settings.model_input_path)
     metrics = run_metrics(run_id, settings.tracking_uri)
     tags = {k: repr(v) for k, v in metrics.items()} | {"run_id": run_id}
+    registry = open_registry(settings, ml_client)
     data_version = None
     if settings.dataset_version_path is not None:
-        data_version = read_dataset_version(settings.dataset_version_path)["train"]["uri"]
+        dataset = read_dataset_version(settings.dataset_version_path)
+        data_version = dataset["train"]["uri"]
         tags["train_data"] = str(data_version)
-    registry = open_registry(settings, ml_client)
+        kept = None if dataset.get("changed", True) or settings.register_on_unchanged_data else (
+            _trained_on(registry.model_versions(settings.model_base_name), str(data_version))
+        )  # fmt: skip
+        if kept is not None:
+            return _write(settings, kept, run_id, data_version, registered=False)
     asset = registry.register_model(
         settings.model_base_name,
         settings.model_input_path,
@@ -98,6 +118,7 @@ def register_model(settings: RegisterModelSettings, ml_client: Any = None) -> di
         **metrics,
         "run_id": run_id,
         "train_data": data_version,
+        "registered": True,
     }
     settings.model_metadata_path.mkdir(parents=True, exist_ok=True)
     (settings.model_metadata_path / METADATA_FILE).write_text(
@@ -109,6 +130,30 @@ def register_model(settings: RegisterModelSettings, ml_client: Any = None) -> di
         asset.version,
         metrics["mean_average_precision"],
     )
+    return metadata
+
+
+def _trained_on(versions: list[ModelVersion], data_uri: str) -> ModelVersion | None:
+    """The newest version whose ``train_data`` tag is ``data_uri``."""
+    matching = [v for v in versions if v.tags.get("train_data") == data_uri]
+    return matching[-1] if matching else None
+
+
+def _write(
+    settings: RegisterModelSettings, kept: ModelVersion, run_id: str, data: Any, *, registered: bool
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": settings.model_base_name, "version": kept.version}
+    metadata.update({m: float(kept.tags.get(m, "nan")) for m in METRICS})
+    metadata.update(run_id=kept.tags.get("run_id", run_id), train_data=data, registered=registered)
+    settings.model_metadata_path.mkdir(parents=True, exist_ok=True)
+    (settings.model_metadata_path / METADATA_FILE).write_text(
+        json.dumps(metadata, indent=2), encoding="utf-8"
+    )
+    log.info(
+        "data %s unchanged: nothing registered, model %s version %d trained on it is kept (this run %s is "
+        "not registered; REGISTER_ON_UNCHANGED_DATA=true registers it)",
+        data, settings.model_base_name, kept.version, run_id,
+    )  # fmt: skip
     return metadata
 
 

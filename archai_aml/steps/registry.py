@@ -10,8 +10,14 @@
 :class:`WorkspaceRegistry` goes through ``MLClient.data`` / ``MLClient.models``: a version left unset is
 numbered by the service (the SDK's auto-increment); a data asset's URI is ``azureml:<name>:<version>``.
 
-Tags are strings in both. Moving a tag between versions is two writes in both registries (neither has a
-compare-and-swap on tags): :mod:`archai_aml.steps.tag_model` sets the new tag before clearing the old one.
+Tags are strings in both. A data asset version records :data:`CONTENT_HASH_TAG` (the hash of its records,
+:func:`archai_aml.steps.register_data.content_hash`), so that unchanged data is not registered again.
+
+The best model is marked in one write: locally the registered model's alias :data:`BEST_ALIAS`
+(``set_registered_model_alias`` points the alias at the new version, atomically); in the workspace, which has
+no aliases, the ``best_model=true`` tag of the winning version, and the best version is the *highest* version
+so tagged (a version is tagged only when it beats the current best; the tags of earlier winners are cleared
+afterwards, for people reading the studio, but no reader depends on that second write).
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -42,6 +49,9 @@ log = logging.getLogger(__name__)
 
 DATA_EXPERIMENT = "data-assets"
 ASSET_TYPE_TAG = "archai_aml.asset_type"
+CONTENT_HASH_TAG = "content_hash"
+BEST_ALIAS = "champion"
+BEST_TAG = "best_model"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 
 
@@ -67,7 +77,21 @@ class ModelVersion:
 
 
 class Registry(Protocol):
-    def register_data(self, name: str, folder: Path, *, description: str = "") -> Asset: ...
+    def register_data(
+        self, name: str, folder: Path, *, description: str = "", tags: Mapping[str, str] | None = None
+    ) -> Asset: ...
+
+    def latest_data(self, name: str) -> tuple[Asset, dict[str, str]] | None:
+        """The newest version of data asset ``name`` and its tags, or None."""
+        ...
+
+    def best_version(self, name: str) -> int | None:
+        """The version marked best, or None."""
+        ...
+
+    def mark_best(self, name: str, version: int, previous: int | None) -> None:
+        """Mark ``version`` best in one write (``previous``: the version marked before, or None)."""
+        ...
 
     def register_model(
         self, name: str, folder: Path, *, run_id: str | None, tags: Mapping[str, str], description: str = ""
@@ -91,12 +115,34 @@ def _sqlite_folder(uri: str) -> Path | None:
 
 
 def mlflow_client(tracking_uri: str) -> Any:
+    """An MlflowClient on ``tracking_uri`` (tracking and registry). A new SQLite database is created under a
+    file lock: two pipeline nodes that start together (``register_data`` and ``train``) would otherwise both
+    run MLflow's table migrations on the same file, and one fails (``alembic ... add_column``)."""
     from mlflow import MlflowClient
 
     folder = _sqlite_folder(tracking_uri)
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    if folder is None:
+        return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    folder.mkdir(parents=True, exist_ok=True)
+    with _file_lock(folder / ".mlflow-init.lock"):  # the client creates / migrates the tables on creation
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        client.search_registered_models(max_results=1)  # and the registry store, lazily: now, under the lock
+    return client
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (a concurrent first start may fail there)
+        yield
+        return
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def ensure_experiment(client: Any, name: str, tracking_uri: str) -> str:
@@ -131,7 +177,9 @@ class MlflowRegistry:
             if "RESOURCE_ALREADY_EXISTS" not in str(getattr(exc, "error_code", "")) + str(exc):
                 raise
 
-    def register_data(self, name: str, folder: Path, *, description: str = "") -> Asset:
+    def register_data(
+        self, name: str, folder: Path, *, description: str = "", tags: Mapping[str, str] | None = None
+    ) -> Asset:
         self._registered(name, {ASSET_TYPE_TAG: "data"})
         run = self.client.create_run(
             ensure_experiment(self.client, DATA_EXPERIMENT, self.tracking_uri), tags={"asset_name": name}
@@ -143,10 +191,28 @@ class MlflowRegistry:
             name,
             source=f"runs:/{run_id}/data",
             run_id=run_id,
-            tags={ASSET_TYPE_TAG: "mltable"},
+            tags={ASSET_TYPE_TAG: "mltable", **(tags or {})},
             description=description,
         )
         return Asset(name, int(version.version), f"models:/{name}/{version.version}")
+
+    def latest_data(self, name: str) -> tuple[Asset, dict[str, str]] | None:
+        versions = self.model_versions(name)
+        if not versions:
+            return None
+        last = versions[-1]
+        return Asset(name, last.version, f"models:/{name}/{last.version}"), last.tags
+
+    def best_version(self, name: str) -> int | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return int(self.client.get_model_version_by_alias(check_asset_name(name), BEST_ALIAS).version)
+        except MlflowException:  # no alias yet (or no model)
+            return None
+
+    def mark_best(self, name: str, version: int, previous: int | None) -> None:
+        self.client.set_registered_model_alias(name, BEST_ALIAS, str(version))
 
     def register_model(
         self, name: str, folder: Path, *, run_id: str | None, tags: Mapping[str, str], description: str = ""
@@ -194,7 +260,9 @@ class WorkspaceRegistry:
     def __init__(self, ml_client: Any) -> None:
         self.ml_client = ml_client
 
-    def register_data(self, name: str, folder: Path, *, description: str = "") -> Asset:
+    def register_data(
+        self, name: str, folder: Path, *, description: str = "", tags: Mapping[str, str] | None = None
+    ) -> Asset:
         from azure.ai.ml.constants import AssetTypes
         from azure.ai.ml.entities import Data
 
@@ -203,12 +271,41 @@ class WorkspaceRegistry:
             path=str(folder),
             type=AssetTypes.MLTABLE,
             description=description or None,
+            tags=dict(tags or {}),
         )
         try:
             created = self.ml_client.data.create_or_update(asset)
         except Exception as exc:
             raise WorkspaceError(f"could not register data asset {name}: {exc}") from exc
         return Asset(name, int(created.version), f"azureml:{name}:{created.version}")
+
+    def latest_data(self, name: str) -> tuple[Asset, dict[str, str]] | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            found = list(self.ml_client.data.list(name=check_asset_name(name)))
+        except ResourceNotFoundError:
+            return None
+        except Exception as exc:
+            raise WorkspaceError(f"could not list the versions of data asset {name}: {exc}") from exc
+        if not found:
+            return None
+        last = max(found, key=lambda d: int(d.version))
+        return Asset(name, int(last.version), f"azureml:{name}:{last.version}"), dict(last.tags or {})
+
+    def best_version(self, name: str) -> int | None:
+        tagged = [v.version for v in self.model_versions(name) if v.tags.get(BEST_TAG, "").lower() == "true"]
+        return max(tagged) if tagged else None
+
+    def mark_best(self, name: str, version: int, previous: int | None) -> None:
+        self.set_model_tags(name, version, {BEST_TAG: "true"})  # the one write readers depend on
+        for v in self.model_versions(name):  # tidy-up for people: earlier winners lose their tag
+            if v.version < version and v.tags.get(BEST_TAG, "").lower() == "true":
+                try:
+                    self.set_model_tags(name, v.version, {BEST_TAG: "false"})
+                except WorkspaceError as exc:
+                    log.warning("the best model is %s:%d; clearing the old tag of %d failed: %s",
+                                name, version, v.version, exc)  # fmt: skip
 
     def register_model(
         self, name: str, folder: Path, *, run_id: str | None, tags: Mapping[str, str], description: str = ""

@@ -4,10 +4,10 @@ move the tag to the better one::
     python -m archai_aml.steps.tag_model --model-metadata-path out/registered --best-model-metadata-path out/best
 
 The new version wins when its ``mean_average_precision`` is strictly higher (a tie keeps the current best), or
-when no version is tagged yet. The winner gets ``best_model=true`` first, then every other version that had it
-gets ``best_model=false``: a reader never sees no best model, and for a moment may see two (take the highest
-mAP). ``<best-model-metadata-path>/best_model_metadata.json`` holds the chosen name and version, its mAP, the
-previous best version and whether the tag moved.
+when no version is marked yet. The mark moves in one write (:meth:`Registry.mark_best`): locally the MLflow
+alias ``champion``, in the workspace the winner's ``best_model=true`` tag (the highest version so tagged is the
+best); when the current best stays, nothing is written. ``<best-model-metadata-path>/best_model_metadata.json``
+holds the chosen name and version, its mAP, the previous best version and whether the mark moved.
 """
 
 from __future__ import annotations
@@ -20,14 +20,13 @@ from typing import Any
 
 from archai_aml.errors import ConfigError
 from archai_aml.steps.register_model import read_metadata
-from archai_aml.steps.registry import ModelVersion, RegistrySettings, open_registry
+from archai_aml.steps.registry import BEST_ALIAS, BEST_TAG, ModelVersion, RegistrySettings, open_registry
 from archai_aml.steps.settings import env_field, run_cli
 
-__all__ = ["BEST_FILE", "BEST_TAG", "TagModelSettings", "main", "tag_best_model"]
+__all__ = ["BEST_ALIAS", "BEST_FILE", "BEST_TAG", "TagModelSettings", "main", "tag_best_model"]
 
 log = logging.getLogger(__name__)
 
-BEST_TAG = "best_model"
 BEST_FILE = "best_model_metadata.json"
 
 
@@ -61,17 +60,18 @@ def tag_best_model(settings: TagModelSettings, ml_client: Any = None) -> dict[st
         raise ConfigError(
             f"model {name} has no version {new['version']} (versions: {[v.version for v in versions]})"
         )
-    tagged = [v for v in versions if v.tags.get(BEST_TAG, "").lower() == "true"]
-    current = max(tagged, key=lambda v: (_map(v), v.version)) if tagged else None
+    best = registry.best_version(name)
+    if best is None:  # a registry from before the alias: the tag (highest mAP, then version)
+        tagged = [v for v in versions if v.tags.get(BEST_TAG, "").lower() == "true"]
+        best = max(tagged, key=lambda v: (_map(v), v.version)).version if tagged else None
+    current = next((v for v in versions if v.version == best), None)
     new_map = float(new["mean_average_precision"])
     if current is None or current.version == new["version"] or new_map > _map(current):
         chosen, chosen_map = int(new["version"]), new_map
     else:
         chosen, chosen_map = current.version, _map(current)
-    registry.set_model_tags(name, chosen, {BEST_TAG: "true"})
-    for v in tagged:
-        if v.version != chosen:
-            registry.set_model_tags(name, v.version, {BEST_TAG: "false"})
+    if chosen != best:
+        registry.mark_best(name, chosen, best)
     result = {
         "name": name,
         "version": chosen,

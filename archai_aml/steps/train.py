@@ -46,6 +46,9 @@ __all__ = ["TrainSettings", "data_sources", "main", "submit_automl", "train", "t
 
 log = logging.getLogger(__name__)
 
+#: The model folder's weights file (beside MLflow's pickled model), read by :mod:`archai_aml.steps.serving`.
+STATE_DICT_FILE = "state_dict.pt"
+
 
 class TrainSettings(RegistrySettings):
     backend: Literal["local", "azure"] = env_field("local", env="TRAINING_BACKEND")
@@ -243,9 +246,12 @@ def train_local(settings: TrainSettings) -> dict[str, float]:
             metadata={
                 "classes": classes,
                 "image_size": settings.image_size,
+                "width": settings.width,
                 "primary_metric": PRIMARY_METRIC,
             },
         )
+        # the weights alone, for the scoring server: loaded with torch.load(weights_only=True), no pickle
+        torch.save(model.state_dict(), settings.output_path / STATE_DICT_FILE)
     log.info(
         "trained on %d images, validated on %d: %s (run %s)",
         len(train_records),

@@ -16,7 +16,7 @@ Settings are arguments or the variables of docs/pipeline-steps.md (``PIPELINE_CP
 set, the data steps are skipped and training starts from that data.
 """
 
-from __future__ import annotations
+# no `from __future__ import annotations`: dsl.pipeline reads the Input(...) annotations at run time
 
 import logging
 import sys
@@ -124,7 +124,10 @@ def build_pipeline(s: PipelineSettings, *, node_environment: Mapping[str, str] |
     if s.train_dataset:  # reuse registered data: train -> register -> tag
 
         @dsl.pipeline(name="symbol_detection_retrain", default_compute=cpu)  # type: ignore[call-overload]
-        def retrain(train_data, val_data=None):  # type: ignore[no-untyped-def]
+        def retrain(  # type: ignore[no-untyped-def]
+            train_data: Input(type="mltable"),  # type: ignore[valid-type]
+            val_data: Input(type="mltable", optional=True) = None,  # type: ignore[valid-type]
+        ):
             trained = training(train_data, val_data)
             return {"best_model_metadata": registration(trained.outputs.best_model, None)}
 
@@ -137,7 +140,11 @@ def build_pipeline(s: PipelineSettings, *, node_environment: Mapping[str, str] |
             raise SystemExit("set INPUT_IMAGE_DATA_PATH and INPUT_LABEL_DATA_PATH (or TRAIN_DATASET)")
 
         @dsl.pipeline(name="symbol_detection", default_compute=cpu)  # type: ignore[call-overload]
-        def symbol_detection(images, labels, images_uri):  # type: ignore[no-untyped-def]
+        def symbol_detection(  # type: ignore[no-untyped-def]
+            images: Input(type="uri_folder"),  # type: ignore[valid-type]  # typed: it registers as a component
+            labels: Input(type="uri_folder"),  # type: ignore[valid-type]
+            images_uri: Input(type="string"),  # type: ignore[valid-type]
+        ):
             agg = step_component("aggregate", compute=cpu, **common)(
                 images=images, labels=labels, images_uri=images_uri
             )
@@ -190,8 +197,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("submitted %s: %s", submitted.name, getattr(submitted, "studio_url", None))
         return 0
     from archai_aml.pipelines.local import LocalJobRunner
+    from archai_aml.steps.launch import launch_environment
 
-    runner = LocalJobRunner(".archai_aml/jobs", gpus=[])
+    # the nodes run in this example's folder: resolve the store and MLflow defaults here, where the user
+    # launched the pipeline, and pass them down (nothing lands in the source tree)
+    runner = LocalJobRunner(".archai_aml/jobs", gpus=[], env=launch_environment())
     name = runner.submit(job, experiment_name=settings.experiment_name).name
     status = runner.wait(name)
     log.info("pipeline %s: %s (logs in .archai_aml/jobs/%s)", name, status, name)
