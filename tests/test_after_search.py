@@ -21,8 +21,8 @@ import pytest
 import torch
 
 from archai_aml.config import StoreConfig
+from archai_aml.onnx.export import ExportCheckError, check_onnx, export_onnx
 from archai_aml.pareto import front_from_store, load_front, pareto_front
-from archai_aml.pareto.export import ExportCheckError, check_onnx, export_onnx
 from archai_aml.store import Store, open_store
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -103,7 +103,7 @@ class AiHubTarget(Target):
     # ---------------------------------------------------------------------------------------- jobs
     def source(self, step: str, model_path: Path) -> str:
         if step == "info":
-            return "archai-aml's count over the ONNX graph sent to AI Hub (archai_aml.ort.info)"
+            return "archai-aml's count over the ONNX graph sent to AI Hub (archai_aml.onnx.info)"
         jobs = self._jobs.pop((step, Path(model_path)), [])
         shown = ", ".join(jobs[:3]) + (f" and {len(jobs) - 3} more" if len(jobs) > 3 else "")
         kind = "profile" if step == "benchmark" else "inference"

@@ -1,7 +1,6 @@
-"""onnxruntime backend: the CPU target, ONNX MACs/parameter counting and static QDQ quantization."""
+"""onnxruntime backend: the CPU target. The ONNX tooling it shares with the other targets (MACs/parameter
+counting, static QDQ quantization, export) lives in :mod:`archai_aml.onnx`."""
 
-from archai_aml.ort.info import LayerInfo, OnnxInfo, onnx_model_info, write_layers_csv
-from archai_aml.ort.quantize import quantize_qdq
 from archai_aml.ort.target import OrtCpuTarget
 
-__all__ = ["LayerInfo", "OnnxInfo", "OrtCpuTarget", "onnx_model_info", "quantize_qdq", "write_layers_csv"]
+__all__ = ["OrtCpuTarget"]

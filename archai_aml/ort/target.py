@@ -5,9 +5,9 @@
   onnxruntime's ``com.microsoft`` operators). ``all`` adds layout transformations (NCHWc) that are specific
   to the CPU that ran them; a file saved with them may not load or may be slower on another machine, so it
   is not the default (onnxruntime applies them again at session creation anyway).
-* ``quantize``: ``quant_pre_process`` then static QDQ quantization (see :mod:`archai_aml.ort.quantize`)
+* ``quantize``: ``quant_pre_process`` then static QDQ quantization (see :mod:`archai_aml.onnx.quantize`)
   into ``<output_dir>/model.quant.onnx``. Quantize the float ONNX export, not the converted model.
-* ``info``: MACs and parameters counted from the ONNX graph (:mod:`archai_aml.ort.info`), with
+* ``info``: MACs and parameters counted from the ONNX graph (:mod:`archai_aml.onnx.info`), with
   ``<output_dir>/layers.csv``.
 * ``benchmark``: one session with pinned thread counts, warm-up runs, then timed runs
   (``time.perf_counter_ns``); mean, median and standard deviation in milliseconds.
@@ -30,8 +30,8 @@ import onnxruntime as ort
 from tqdm import tqdm
 
 from archai_aml.errors import TargetError
-from archai_aml.ort.info import load_onnx, onnx_model_info, write_layers_csv
-from archai_aml.ort.quantize import quantize_qdq
+from archai_aml.onnx.info import load_onnx, onnx_model_info, write_layers_csv
+from archai_aml.onnx.quantize import quantize_qdq
 from archai_aml.targets.base import BenchmarkResult, ModelInfo, Target
 
 __all__ = ["OrtCpuTarget"]
@@ -162,7 +162,7 @@ class OrtCpuTarget(Target):
 
     def source(self, step: str, model_path: Path) -> str:
         if step == "info":
-            return "archai-aml's count over the ONNX graph (archai_aml.ort.info)"
+            return "archai-aml's count over the ONNX graph (archai_aml.onnx.info)"
         return (
             f"onnxruntime {ort.__version__} CPUExecutionProvider on {platform.machine()} ({platform.node()})"
         )

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from archai_aml._optional import require
 from archai_aml.errors import TargetError
-from archai_aml.ort.info import load_onnx, onnx_model_info, write_layers_csv
+from archai_aml.onnx.info import load_onnx, onnx_model_info, write_layers_csv
 from archai_aml.qnn.prepare import CALIBRATION_METHODS, QUANT_TYPES, qnn_convert, qnn_quantize
 from archai_aml.qnn.session import context_files, htp_is_simulated, htp_session, is_context_model
 from archai_aml.targets.base import BenchmarkResult, ModelInfo, Target
@@ -280,7 +280,7 @@ class QnnTarget(Target):
 
     def source(self, step: str, model_path: Path) -> str:
         if step == "info":
-            return "archai-aml's count over the QDQ ONNX graph compiled for the HTP (archai_aml.ort.info)"
+            return "archai-aml's count over the QDQ ONNX graph compiled for the HTP (archai_aml.onnx.info)"
         if step == "f1" and not self.runs_on_htp(Path(model_path)):
             return f"onnxruntime {ort.__version__} CPUExecutionProvider (float model) on {platform.machine()}"
         where = "x86-64 emulator, simulated" if htp_is_simulated() else "Snapdragon HTP"

@@ -181,7 +181,7 @@ def onnx_to_dlc(argv: list[str]) -> int:
 
 def dlc_quant(argv: list[str], prog: str) -> int:
     """``snpe-dlc-quant`` (2.x) / ``snpe-dlc-quantize`` (1.x) (tools_model_preparation.html)."""
-    from archai_aml.ort.quantize import quantize_qdq
+    from archai_aml.onnx.quantize import quantize_qdq
 
     p = argparse.ArgumentParser(prog=prog)
     p.add_argument("--input_dlc", required=True)
@@ -251,7 +251,7 @@ def dlc_info(argv: list[str]) -> int:
     """``snpe-dlc-info`` (tools.html, "snpe-dlc-info")."""
     import onnx
 
-    from archai_aml.ort.info import onnx_model_info
+    from archai_aml.onnx.info import onnx_model_info
 
     p = argparse.ArgumentParser(prog="snpe-dlc-info")
     p.add_argument("-i", "--input_dlc", required=True)
