@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from archai_aml.runner.fixed_cost import tiny_model_bytes
 from archai_aml.store import Store
+from archai_aml.testing.fixed_cost import tiny_model_bytes
 
 
 def add_rows(

@@ -17,10 +17,10 @@ from archai_aml.aihub import AiHubTarget, hub_client
 from archai_aml.config import StoreConfig
 from archai_aml.errors import TargetError
 from archai_aml.runner import Runner, RunnerSettings
-from archai_aml.runner.fixed_cost import tiny_model_bytes
 from archai_aml.store import open_store
 from archai_aml.targets import get_target
 from archai_aml.testing.aihub import FakeHub
+from archai_aml.testing.fixed_cost import tiny_model_bytes
 from tests.runner_models import add_rows
 
 

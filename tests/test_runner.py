@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from archai_aml.runner import FixedCostTarget, Runner, RunnerSettings, alive_runners, utilization
-from archai_aml.runner.fixed_cost import tiny_model_bytes
+from archai_aml.runner import Runner, RunnerSettings, alive_runners, utilization
 from archai_aml.runner.usage import usage_store
 from archai_aml.store import LeaseManager, Store
+from archai_aml.testing.fixed_cost import FixedCostTarget, tiny_model_bytes
 from tests.runner_models import add_rows, journal
 
 EXP = "exp"

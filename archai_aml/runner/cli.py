@@ -69,7 +69,7 @@ def make_target(spec: str, **kwargs: Any) -> Target:
     """A target from a command-line spec: ``fixed[:...]`` is the fixed-cost target, anything else a
     registered backend (``cpu``, ``qnn``, ``snpe``)."""
     if spec == "fixed" or spec.startswith("fixed:"):
-        from archai_aml.runner.fixed_cost import FixedCostTarget
+        from archai_aml.testing.fixed_cost import FixedCostTarget
 
         return FixedCostTarget.from_spec(spec)
     from archai_aml.targets import get_target
