@@ -25,14 +25,14 @@ from archai_aml.store.base import (
     check_key,
     user_columns,
 )
-from archai_aml.store.embedded_codec import (
+from archai_aml.store.embedded.codec import (
     _decode_columns,
     _encode_columns,
     _format_datetime,
     _parse_datetime,
     encode_value,
 )
-from archai_aml.store.embedded_fs import EmbeddedBase
+from archai_aml.store.embedded.fs import EmbeddedBase
 
 T = TypeVar("T")
 

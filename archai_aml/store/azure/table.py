@@ -17,8 +17,8 @@ from azure.core.exceptions import (
 from azure.data.tables import UpdateMode
 
 from archai_aml.errors import ConcurrencyError, EntityExistsError, StoreError
-from archai_aml.store.azure_base import AzureBase
-from archai_aml.store.azure_codec import (
+from archai_aml.store.azure.base import AzureBase
+from archai_aml.store.azure.codec import (
     MAX_FILTER_COMPARISONS,
     RESULTS_PER_PAGE,
     _entity_from_table,
@@ -28,6 +28,7 @@ from archai_aml.store.azure_codec import (
     odata_filter,
     odata_literal,
 )
+from archai_aml.store.azure.retry import answer_lost, recover_cas
 from archai_aml.store.base import (
     RESERVED_KEYS,
     Entity,
@@ -37,7 +38,6 @@ from archai_aml.store.base import (
     check_key,
     user_columns,
 )
-from archai_aml.store.retry import answer_lost, recover_cas
 
 
 class AzureTableSide(AzureBase):

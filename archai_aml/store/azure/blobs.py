@@ -14,7 +14,7 @@ from azure.core.exceptions import (
 )
 
 from archai_aml.errors import BlobExistsError, StoreError
-from archai_aml.store.azure_base import AzureBase
+from archai_aml.store.azure.base import AzureBase
 from archai_aml.store.base import (
     blob_conflicts,
     check_blob_name,

@@ -19,7 +19,7 @@ from archai_aml.store.base import (
     safe_blob_path,
     upload_plan,
 )
-from archai_aml.store.embedded_fs import _CHUNK, EmbeddedBase, os_error
+from archai_aml.store.embedded.fs import _CHUNK, EmbeddedBase, os_error
 from archai_aml.store.parallel import run_parallel
 from archai_aml.store.progress import TransferProgress
 
