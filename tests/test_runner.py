@@ -204,7 +204,7 @@ def test_usage_report_per_device_and_day(store: Store, store_config: object, tmp
 
 
 def test_model_blobs_come_from_the_row_and_the_status_rides_on_renewals(store: Store, tmp_path: Path) -> None:
-    from archai_aml.runner.counting import CountingStore
+    from archai_aml.store.counting import CountingStore
 
     (name,) = add_rows(store, EXP, 1)
     counting = CountingStore(store)

@@ -15,7 +15,7 @@ from archai_aml.store import resolve_store_config
 from archai_aml.targets.base import Target
 
 if TYPE_CHECKING:
-    from archai_aml.runner.http_counter import HttpCounter
+    from archai_aml.store.azure.http_counter import HttpCounter
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +102,9 @@ def _runner(args: argparse.Namespace) -> int:
         job = submit_runner_job(config, instances=args.submit, target=args.target or "cpu")
         log.warning("submitted Azure ML job %s", getattr(job, "name", job))
         return 0
-    from archai_aml.runner.counting import CountingStore
     from archai_aml.runner.worker import Runner, RunnerSettings
     from archai_aml.store import open_store
+    from archai_aml.store.counting import CountingStore
 
     f1: tuple[int | None, ...] = (None, None, None)
     if args.f1_sizes:
@@ -143,7 +143,7 @@ def _runner(args: argparse.Namespace) -> int:
     target = make_target(spec, **kwargs)
     http: HttpCounter | None = None
     if store_config.backend == "azure":  # azure-core is there only with the azure extra
-        from archai_aml.runner.http_counter import HttpCounter
+        from archai_aml.store.azure.http_counter import HttpCounter
 
         http = HttpCounter()
     store = CountingStore(open_store(store_config, **({"per_call_policies": [http]} if http else {})))
