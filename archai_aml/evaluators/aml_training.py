@@ -25,7 +25,8 @@ from archai_aml.pipelines.base import JobRunner
 from archai_aml.pipelines.monitor import DONE_STATUSES, BatchResult, CompletionMonitor
 from archai_aml.pipelines.training import model_id_for, start_training_pipeline, store_config_of
 from archai_aml.store import Store, open_store
-from archai_aml.store.base import Entity, as_float
+from archai_aml.store.base import Entity
+from archai_aml.store.rules import as_float
 
 __all__ = ["AmlPartialTrainingEvaluator"]
 

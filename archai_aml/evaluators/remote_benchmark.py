@@ -37,8 +37,9 @@ from archai_aml.errors import (
     EvaluationTimeoutError,
     SimulatedLatencyError,
 )
-from archai_aml.store.base import Entity, Store, as_float
+from archai_aml.store.base import Entity, Store
 from archai_aml.store.leases import lease_state, utcnow
+from archai_aml.store.rules import as_float
 
 __all__ = ["RemoteAzureBenchmarkEvaluator"]
 

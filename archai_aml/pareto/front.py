@@ -21,7 +21,8 @@ from typing import Any
 
 from archai_aml.errors import ConfigError, InvalidRowError
 from archai_aml.pipelines.training import model_id_for
-from archai_aml.store.base import Entity, Store, as_float
+from archai_aml.store.base import Entity, Store
+from archai_aml.store.rules import as_float
 
 __all__ = [
     "ParetoModel",

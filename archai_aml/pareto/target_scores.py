@@ -25,7 +25,8 @@ from archai.discrete_search.api.archai_model import ArchaiModel
 
 from archai_aml.errors import ConfigError
 from archai_aml.evaluators.remote_benchmark import RemoteAzureBenchmarkEvaluator
-from archai_aml.store.base import Store, as_float
+from archai_aml.store.base import Store
+from archai_aml.store.rules import as_float
 
 __all__ = ["TARGET_F1", "TargetScores", "target_experiment_of", "score_on_target"]
 

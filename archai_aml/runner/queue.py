@@ -31,8 +31,9 @@ from datetime import datetime
 from typing import Any
 
 from archai_aml.errors import InvalidRowError
-from archai_aml.store.base import Entity, as_float
+from archai_aml.store.base import Entity
 from archai_aml.store.leases import lease_state, utcnow
+from archai_aml.store.rules import as_float
 
 __all__ = [
     "DEVICE_KINDS",

@@ -35,7 +35,7 @@ from archai_aml.steps.datastore import datastore_uri, split_store_path
 from archai_aml.steps.labels import npy_to_record, write_jsonl
 from archai_aml.steps.settings import StepSettings, env_field, run_cli
 from archai_aml.store import Store, open_store, resolve_store_config, store_config_from_env
-from archai_aml.store.base import safe_blob_path
+from archai_aml.store.rules import safe_blob_path
 
 __all__ = ["DataLoaderSettings", "LoadResult", "load_archive", "main", "redact_url"]
 

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from archai_aml.config import StoreConfig
 from archai_aml.errors import ConfigError, DatasetError
 from archai_aml.store import store_config_from_env
-from archai_aml.store.base import check_blob_name, safe_blob_path
+from archai_aml.store.rules import check_blob_name, safe_blob_path
 
 __all__ = ["datastore_uri", "local_datastore_folder", "resolve_local", "split_store_path"]
 

@@ -11,8 +11,9 @@ from pydantic import SecretStr, ValidationError
 
 from archai_aml.config import ArchaiAmlConfig, StoreConfig, load_config
 from archai_aml.errors import ConfigError
-from archai_aml.store.base import Entity, Store, Value, safe_blob_path
+from archai_aml.store.base import Entity, Store, Value
 from archai_aml.store.leases import Lease, LeaseManager
+from archai_aml.store.rules import safe_blob_path
 
 __all__ = [
     "Entity",

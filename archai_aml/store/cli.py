@@ -17,8 +17,8 @@ from typing import Any
 
 from archai_aml.errors import ConcurrencyError, InvalidNameError, StoreError
 from archai_aml.store import LeaseManager, Store, open_store, resolve_store_config
-from archai_aml.store.base import key_problem, user_columns
 from archai_aml.store.leases import lease_state
+from archai_aml.store.rules import key_problem, user_columns
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,9 @@ from azure.core.exceptions import (
 
 from archai_aml.errors import BlobExistsError, StoreError
 from archai_aml.store.azure.base import AzureBase
-from archai_aml.store.base import (
+from archai_aml.store.parallel import run_parallel
+from archai_aml.store.progress import TransferProgress
+from archai_aml.store.rules import (
     blob_conflicts,
     check_blob_name,
     check_key,
@@ -25,8 +27,6 @@ from archai_aml.store.base import (
     safe_blob_path,
     upload_plan,
 )
-from archai_aml.store.parallel import run_parallel
-from archai_aml.store.progress import TransferProgress
 
 T = TypeVar("T")
 

@@ -29,15 +29,8 @@ from archai_aml.store.azure.codec import (
     odata_literal,
 )
 from archai_aml.store.azure.retry import answer_lost, recover_cas
-from archai_aml.store.base import (
-    RESERVED_KEYS,
-    Entity,
-    Value,
-    as_set,
-    check_column_count,
-    check_key,
-    user_columns,
-)
+from archai_aml.store.base import Entity, Value
+from archai_aml.store.rules import RESERVED_KEYS, as_set, check_column_count, check_key, user_columns
 
 
 class AzureTableSide(AzureBase):

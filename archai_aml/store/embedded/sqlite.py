@@ -17,14 +17,7 @@ from archai_aml.errors import (
     EntityExistsError,
     StoreError,
 )
-from archai_aml.store.base import (
-    Entity,
-    Value,
-    as_set,
-    check_column_count,
-    check_key,
-    user_columns,
-)
+from archai_aml.store.base import Entity, Value
 from archai_aml.store.embedded.codec import (
     _decode_columns,
     _encode_columns,
@@ -33,6 +26,7 @@ from archai_aml.store.embedded.codec import (
     encode_value,
 )
 from archai_aml.store.embedded.fs import EmbeddedBase
+from archai_aml.store.rules import as_set, check_column_count, check_key, user_columns
 
 T = TypeVar("T")
 
