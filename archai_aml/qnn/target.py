@@ -310,9 +310,9 @@ class QnnTarget(Target):
             raise TargetError("run_batch got no inputs")
         if not self.runs_on_htp(path):
             if self._cpu is None:
-                from archai_aml.ort.target import OrtCpuTarget
+                from archai_aml.targets import get_target
 
-                self._cpu = OrtCpuTarget(input_shape=self.input_shape, progress=False)
+                self._cpu = get_target("cpu", input_shape=self.input_shape, progress=False)
             return self._cpu.run_batch(path, x, batch_size=batch_size)
         session = self._session(path)
         meta = session.get_inputs()[0]

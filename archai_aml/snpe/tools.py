@@ -17,7 +17,6 @@ import re
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from archai_aml.errors import TargetError
 from archai_aml.snpe.sdk import SnpeSdk
@@ -146,18 +145,3 @@ def parse_dlc_info(text: str) -> DlcInfo:
     if not layers:
         raise TargetError("snpe-dlc-info printed no layer table")
     return DlcInfo(macs=macs, params=params, layers=layers, converter_version=version)
-
-
-def onnx_io(onnx_path: Path) -> tuple[str, list[int], list[str]]:
-    """Name and dims of the model's single input (symbolic dims as 1) and its output names."""
-    import onnx
-
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    inits = {t.name for t in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in inits]
-    if len(inputs) != 1:
-        raise TargetError(
-            f"the snpe target converts models with one input; {onnx_path.name} has {len(inputs)}"
-        )
-    dims = [d.dim_value if d.dim_value > 0 else 1 for d in inputs[0].type.tensor_type.shape.dim]
-    return inputs[0].name, dims, [o.name for o in model.graph.output]

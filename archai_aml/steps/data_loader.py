@@ -155,7 +155,9 @@ def open_data_store(settings: DataLoaderSettings) -> Store:
     if settings.store_config is not None:
         _, config = resolve_store_config(settings.store_config)
     elif settings.storage_connection_string is not None:
-        config = StoreConfig(backend="azure", connection_string=settings.storage_connection_string)
+        config = StoreConfig.model_validate(
+            {"backend": "azure", "connection_string": settings.storage_connection_string}
+        )
     else:
         config = store_config_from_env() or StoreConfig()
     if settings.storage_container:

@@ -25,7 +25,7 @@ sys.path.insert(0, {repo!r})
 os.environ.setdefault("FAKE_ADB_DEVICES", {devices!r})
 {entry}
 """
-_TOOL_ENTRY = "from archai_aml.testing.snpe_sdk_tools import main\nsys.exit(main({tool!r}, sys.argv[1:]))"
+_TOOL_ENTRY = "from archai_aml.testing.snpe_sdk_main import main\nsys.exit(main({tool!r}, sys.argv[1:]))"
 # adb is called often: it imports only the standard library
 _ADB_ENTRY = "from archai_aml.testing.snpe_sdk_adb import adb_main\nsys.exit(adb_main(sys.argv[1:]))"
 

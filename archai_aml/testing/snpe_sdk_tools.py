@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["main"]
+__all__ = ["ToolError", "read_dlc"]
 
 # https://apigwx-aws.qualcomm.com/qsc/public/v1/api/download/software/sdks/Qualcomm_AI_Runtime_Community/All/
 # 2.39.0.250926/v2.39.0.250926.zip:.../qairt/2.39.0.250926/docs/SNPE/html/general/ (QAIRT 2.39 SNPE docs):
@@ -337,15 +337,3 @@ _TOOLS = {
     "snpe-dlc-graph-prepare": graph_prepare,
     "snpe-dlc-info": dlc_info,
 }
-
-
-def main(tool: str, argv: list[str]) -> int:
-    """Entry point of the test SDK's executables."""
-    from archai_aml.testing.snpe_sdk_device import net_run, snpe_bench
-
-    tools = {**_TOOLS, "snpe-net-run": net_run, "snpe_bench.py": snpe_bench}
-    try:
-        return tools[tool](argv)
-    except ToolError as exc:
-        print(f"[ERROR] {exc}", file=sys.stderr)
-        return 1

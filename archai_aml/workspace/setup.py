@@ -22,17 +22,19 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlparse
 
 from tqdm import tqdm
 
 from archai_aml.config import ArchaiAmlConfig, AzureMLConfig, ClusterConfig, StoreConfig
 from archai_aml.errors import ConfigError, WorkspaceError
+from archai_aml.store.azure.settings import AzureStoreConfig
 from archai_aml.store.connection import DEV_ACCOUNT, parse_connection_string
 from archai_aml.workspace.environment import plan_environment
+from archai_aml.workspace.plan import ResourcePlan, lookup
 
 __all__ = [
     "BLOB_ROLE",
@@ -51,26 +53,6 @@ log = logging.getLogger(__name__)
 #: Azure RBAC roles the job identity needs on the storage account (blobs: models, data; tables: status).
 BLOB_ROLE = "Storage Blob Data Contributor"
 TABLE_ROLE = "Storage Table Data Contributor"
-
-Action = Literal["exists", "create", "differs", "conflict", "blocked"]
-
-
-@dataclass
-class ResourcePlan:
-    """What setup does (or did) about one resource.
-
-    ``exists``: found and matching; ``create``: missing, will be (or was) created; ``differs``: found with
-    other settings, left alone with a warning; ``conflict``: found pointing elsewhere, setup refuses;
-    ``blocked``: cannot be planned (the message says what to configure).
-    """
-
-    kind: str
-    name: str
-    action: Action
-    detail: str
-    entity: Any = field(default=None, repr=False)
-    #: What pipelines reference (``name:version`` for the environment), when known.
-    reference: str | None = None
 
 
 @dataclass
@@ -91,33 +73,13 @@ class WorkspaceResources:
         return f"azureml://datastores/{self.models_datastore}/paths/{experiment}"
 
 
-# ------------------------------------------------------------------------------------------- helpers
-def _not_found(exc: BaseException) -> bool:
-    from azure.core.exceptions import ResourceNotFoundError
-
-    return isinstance(exc, ResourceNotFoundError)
-
-
-def _lookup(get: Any, what: str, *args: Any, **kwargs: Any) -> Any | None:
-    """``get(...)``, None when the workspace says it does not exist; other failures are WorkspaceErrors."""
-    try:
-        return get(*args, **kwargs)
-    except Exception as exc:
-        if _not_found(exc):
-            return None
-        raise WorkspaceError(
-            f"could not look up {what} in the Azure ML workspace: {exc}; check the aml.workspace names and "
-            "that you may read the workspace (az login, role AzureML Data Scientist or Contributor)"
-        ) from exc
-
-
 def storage_account(store_config: StoreConfig | None) -> tuple[str, str] | None:
     """(account name, endpoint suffix) of an Azure store, read from its non-secret parts; None if unknown.
 
     The suffix is ``core.windows.net`` unless the blob URL or connection string says otherwise (sovereign
     clouds). Azurite / development storage has no Azure account and yields None.
     """
-    if store_config is None or store_config.backend != "azure":
+    if not isinstance(store_config, AzureStoreConfig):
         return None
     suffix = "core.windows.net"
     account = store_config.account_name
@@ -156,7 +118,7 @@ def _identity_ids(identity: Any) -> set[str]:
 def plan_cluster(ml_client: Any, cluster: ClusterConfig, aml: AzureMLConfig) -> ResourcePlan:
     from azure.ai.ml.entities import AmlCompute
 
-    existing = _lookup(ml_client.compute.get, f"compute cluster {cluster.name!r}", cluster.name)
+    existing = lookup(ml_client.compute.get, f"compute cluster {cluster.name!r}", cluster.name)
     if existing is None:
         entity = AmlCompute(
             name=cluster.name,
@@ -198,7 +160,7 @@ def plan_datastore(
 ) -> ResourcePlan:
     from azure.ai.ml.entities import AzureBlobDatastore
 
-    existing = _lookup(ml_client.datastores.get, f"datastore {name!r}", name)
+    existing = lookup(ml_client.datastores.get, f"datastore {name!r}", name)
     if existing is None:
         if account is None:
             return ResourcePlan(
@@ -409,7 +371,7 @@ def upload_dataset(
     if not folder.is_dir():
         raise WorkspaceError(f"data folder {folder} does not exist or is not a folder")
     reference = f"azureml:{name}:{version}"
-    if _lookup(ml_client.data.get, f"data asset {name}:{version}", name=name, version=version) is not None:
+    if lookup(ml_client.data.get, f"data asset {name}:{version}", name=name, version=version) is not None:
         log.info("data asset %s:%s exists, not uploaded again", name, version)
         return reference
     if dry_run:

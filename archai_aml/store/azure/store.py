@@ -53,6 +53,7 @@ from archai_aml.store.azure.retry import (
     BlobRetry,
     RetryingTableClient,
 )
+from archai_aml.store.azure.settings import AzureStoreConfig
 from archai_aml.store.azure.table import AzureTableSide
 from archai_aml.store.connection import ConnectionSettings, parse_connection_string
 
@@ -263,7 +264,7 @@ class AzureStore(AzureTableSide, AzureBlobSide):
         )
 
     @classmethod
-    def from_config(cls, config: StoreConfig, **kwargs: Any) -> AzureStore:
+    def from_config(cls, config: AzureStoreConfig, **kwargs: Any) -> AzureStore:
         """The store a :class:`StoreConfig` (backend ``azure``) describes.
 
         Keyword arguments: ``per_call_policies`` (azure-core policies added to both clients, e.g. to count
