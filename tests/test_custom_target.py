@@ -114,3 +114,14 @@ def test_the_example_target_is_short_and_registered_by_entry_point() -> None:
     pyproject = (EXAMPLE / "pyproject.toml").read_text(encoding="utf-8")
     assert '[project.entry-points."archai_aml.targets"]' in pyproject
     assert 'ort-fixed-threads = "fixed_threads_target.settings:FixedThreadsTargetConfig"' in pyproject
+
+
+def test_architecture_extending_shows_the_example_as_it_is() -> None:
+    import re
+
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    section = text.split("## Extending", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```(toml|python)\n(.*?)```", section, flags=re.S)
+    assert [kind for kind, _ in blocks] == ["toml", "python"]
+    assert blocks[0][1] in (EXAMPLE / "pyproject.toml").read_text(encoding="utf-8")
+    assert blocks[1][1] in (EXAMPLE / "fixed_threads_target" / "settings.py").read_text(encoding="utf-8")
