@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import platform
 import statistics
@@ -221,14 +220,13 @@ class OrtCpuTarget(Target):
         *,
         iterations: int = 50,
         warmup: int = 5,
-        samples_csv: Path | None = None,
     ) -> BenchmarkResult:
         """Time single inferences after ``warmup`` untimed ones, in one session.
 
         Rounds of ``iterations`` timed runs repeat until two consecutive round medians agree (see the class
         docstring); the result holds the samples of those two rounds (of the lowest-median round if no two
         consecutive rounds agreed).
-        ``samples_csv`` (optional) receives one row per reported run.
+        :meth:`~archai_aml.targets.base.BenchmarkResult.write_samples_csv` writes the samples to a CSV.
         """
         if iterations < 1 or warmup < 0:
             raise TargetError(f"iterations must be >= 1 and warmup >= 0, got {iterations} and {warmup}")
@@ -269,20 +267,11 @@ class OrtCpuTarget(Target):
                 len(rounds),
                 ", ".join(f"{statistics.median(r):.3f}" for r in rounds),
             )
-        csv_path = None
-        if samples_csv is not None:
-            csv_path = Path(samples_csv)
-            csv_path.parent.mkdir(parents=True, exist_ok=True)
-            with csv_path.open("w", newline="", encoding="utf-8") as f:
-                w = csv.writer(f)
-                w.writerow(["run", "latency_ms"])
-                w.writerows([i, f"{s:.6f}"] for i, s in enumerate(samples))
         result = BenchmarkResult(
             mean_ms=statistics.fmean(samples),
             median_ms=statistics.median(samples),
             stdev_ms=statistics.stdev(samples) if len(samples) > 1 else 0.0,
             samples_ms=samples,
-            csv=csv_path,
         )
         log.info(
             "benchmark %s: median %.3f ms, mean %.3f ms, stdev %.3f ms over %d runs (threads=%s)",

@@ -21,7 +21,6 @@ Every HTP session has CPU fallback disabled; a node the HTP does not take fails 
 
 from __future__ import annotations
 
-import csv
 import logging
 import platform
 import shutil
@@ -240,9 +239,7 @@ class QnnTarget(Target):
         shape = [d if isinstance(d, int) and d > 0 else 1 for d in meta[0].shape]
         return meta[0].name, np.random.default_rng(self.seed).random(shape, dtype=np.float32)
 
-    def benchmark(
-        self, model_path: Path, *, iterations: int = 50, warmup: int = 5, samples_csv: Path | None = None
-    ) -> BenchmarkResult:
+    def benchmark(self, model_path: Path, *, iterations: int = 50, warmup: int = 5) -> BenchmarkResult:
         """Time ``iterations`` single inferences on the HTP after ``warmup`` untimed ones."""
         if iterations < 1 or warmup < 0:
             raise TargetError(f"iterations must be >= 1 and warmup >= 0, got {iterations} and {warmup}")
@@ -255,21 +252,12 @@ class QnnTarget(Target):
             start = time.perf_counter_ns()
             session.run(None, {name: x})
             samples.append((time.perf_counter_ns() - start) / 1e6)
-        csv_path = None
-        if samples_csv is not None:
-            csv_path = Path(samples_csv)
-            csv_path.parent.mkdir(parents=True, exist_ok=True)
-            with csv_path.open("w", newline="", encoding="utf-8") as f:
-                w = csv.writer(f)
-                w.writerow(["run", "latency_ms"])
-                w.writerows([i, f"{s:.6f}"] for i, s in enumerate(samples))
         simulated = htp_is_simulated()
         result = BenchmarkResult(
             mean_ms=statistics.fmean(samples),
             median_ms=statistics.median(samples),
             stdev_ms=statistics.stdev(samples) if len(samples) > 1 else 0.0,
             samples_ms=samples,
-            csv=csv_path,
             latency_simulated=simulated,
         )
         log.info(
