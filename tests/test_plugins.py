@@ -245,3 +245,18 @@ def test_the_built_in_entry_points_are_the_ones_pyproject_declares() -> None:
         for name in names:
             model = registry.settings_model(name)
             assert model.model_fields[registry.key].default == name  # the model selects its own name
+
+
+def test_loading_a_configuration_imports_no_backend_sdk() -> None:
+    # only the chosen backends' light settings modules are imported: no SDK, no onnxruntime
+    code = (
+        "import sys, json\n"
+        "from archai_aml.config import load_config\n"
+        "load_config({'target': {'name': 'qnn'}, 'store': {'backend': 'azure', 'account_name': 'a'},"
+        " 'aml': {'workspace': {'subscription_id': 's', 'resource_group': 'g', 'workspace_name': 'w'}}})\n"
+        "heavy = ('onnxruntime', 'onnx', 'torch', 'azure.data.tables', 'azure.ai.ml', 'onnxruntime_qnn', 'qai_hub')\n"
+        "print(json.dumps([m for m in heavy if m in sys.modules]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
