@@ -11,6 +11,7 @@ generates: the page cannot drift from the models.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import types
 import typing
@@ -21,6 +22,7 @@ from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
 from archai_aml.config import ArchaiAmlConfig
+from archai_aml.plugins import load_object
 
 __all__ = ["MEANINGS", "generate"]
 
@@ -33,16 +35,16 @@ MEANINGS: dict[str, str] = {
     "ArchaiAmlConfig.target": "the hardware runners measure on",
     "ArchaiAmlConfig.runner": "how `archai-aml runner` (and the search's runner threads) work",
     "ArchaiAmlConfig.search": "the example search (`examples/face_segmentation/search.py`)",
-    "StoreConfig.backend": "`embedded` (SQLite + files under `path`) or `azure` (a storage account)",
-    "StoreConfig.path": "folder of the embedded store",
+    "StoreConfig.backend": "the store backend, a registered name: `embedded` (SQLite + files under `path`), `azure` (a storage account), or one a package registers",
+    "EmbeddedStoreConfig.path": "folder of the embedded store",
     "StoreConfig.table_name": "the status table (an Azure table, or a SQLite table)",
     "StoreConfig.container_name": "the blob container (a folder for the embedded store)",
-    "StoreConfig.connection_string": "Azure: a full connection string (a secret: `${VAR}` it, never write it in the file)",
-    "StoreConfig.account_name": "Azure: the storage account, reached with an Azure AD identity or `sas_token`",
-    "StoreConfig.table_url": "Azure: the table endpoint (instead of `account_name`)",
-    "StoreConfig.blob_url": "Azure: the blob endpoint (instead of `account_name`)",
-    "StoreConfig.sas_token": "Azure: a SAS token for the account URLs (a secret)",
-    "StoreConfig.managed_identity_client_id": "Azure: the client id of the user-assigned identity to authenticate with",
+    "AzureStoreConfig.connection_string": "Azure: a full connection string (a secret: `${VAR}` it, never write it in the file)",
+    "AzureStoreConfig.account_name": "Azure: the storage account, reached with an Azure AD identity or `sas_token`",
+    "AzureStoreConfig.table_url": "Azure: the table endpoint (instead of `account_name`)",
+    "AzureStoreConfig.blob_url": "Azure: the blob endpoint (instead of `account_name`)",
+    "AzureStoreConfig.sas_token": "Azure: a SAS token for the account URLs (a secret)",
+    "AzureStoreConfig.managed_identity_client_id": "Azure: the client id of the user-assigned identity to authenticate with",
     "StoreConfig.progress": "progress bars on folder uploads and downloads: `true`, `false`, or unset (shown on a terminal only)",
     "StoreConfig.max_concurrency": "parallel transfers of one blob upload or download",
     "AzureMLConfig.workspace": "the workspace that runs the training pipelines",
@@ -83,7 +85,16 @@ MEANINGS: dict[str, str] = {
     "TrainingConfig.poll_interval_min_s": "first interval of the completion monitor's polls",
     "TrainingConfig.poll_interval_max_s": "the polls back off up to this interval",
     "TrainingConfig.local_root": "folder of the local jobs' outputs and logs",
-    "TargetConfig.name": "the target backend (`get_target(name)`)",
+    "TargetConfig.name": "the target backend, a registered name (`get_target(name)`): `cpu`, `qnn`, `snpe`, `aihub`, `fixed`, or one a package registers",
+    "JobRunnerConfig.name": "the job runner, a registered name: `local` (subprocesses), `azureml` (the `aml:` workspace), or one a package registers; default `azureml` with an `aml:` section, else `local`",
+    "ArchaiAmlConfig.job_runner": "where training jobs run (the registered job runner it names)",
+    "FixedCostTargetConfig.cost": "seconds of convert, benchmark and batch (each unless given on its own)",
+    "FixedCostTargetConfig.convert": "seconds of convert (default: `cost`)",
+    "FixedCostTargetConfig.quantize": "seconds of quantize",
+    "FixedCostTargetConfig.info": "seconds of info",
+    "FixedCostTargetConfig.benchmark": "seconds of a benchmark run (default: `cost`)",
+    "FixedCostTargetConfig.batch": "seconds of a batch run (default: `cost`)",
+    "FixedCostTargetConfig.journal": "a JSON-lines file every call is journaled to",
     "TargetConfig.input_shape": "the model input shape (NCHW)",
     "TargetConfig.device": "the device (board serial) a runner uses; none for the CPU target",
     "TargetConfig.max_benchmark_runs": "benchmark runs per model (their mean is `mean`, their spread `stdev`)",
@@ -112,10 +123,10 @@ MEANINGS: dict[str, str] = {
     "SearchConfig.target_f1": "latency rows also get the target's F1 runs (the results show the on-target `f1_1k`)",
     "SearchConfig.allow_simulated_latency": "accept latency measured on a simulator (the x86-64 QNN HTP emulator) as an objective",
     "SearchConfig.min_rank_tau": "warn when Kendall's tau between partial and full (or higher-budget) training is below this",
-    "TargetConfig.sdk_root": "snpe: the SNPE / QAIRT SDK folder (default: `$SNPE_ROOT`)",
-    "TargetConfig.htp_socs": "snpe: SoCs of the offline HTP graph cache (`snpe-dlc-graph-prepare --htp_socs`, e.g. `sm8650`)",
-    "TargetConfig.hub_device": "aihub: the Qualcomm AI Hub device to compile for and run on",
-    "TargetConfig.qnn": "options of the `qnn` target (below)",
+    "SnpeTargetConfig.sdk_root": "snpe: the SNPE / QAIRT SDK folder (default: `$SNPE_ROOT`)",
+    "SnpeTargetConfig.htp_socs": "snpe: SoCs of the offline HTP graph cache (`snpe-dlc-graph-prepare --htp_socs`, e.g. `sm8650`)",
+    "AiHubTargetConfig.hub_device": "aihub: the Qualcomm AI Hub device to compile for and run on",
+    "QnnTargetSection.qnn": "options of the `qnn` target (below)",
     "QnnTargetConfig.activation_type": "QDQ activation type: `uint8` or `uint16`",
     "QnnTargetConfig.weight_type": "QDQ weight type: `uint8` or `uint16`",
     "QnnTargetConfig.per_channel": "per-channel weight quantization",
@@ -136,7 +147,10 @@ archai_aml/config.py; tests/test_configuration_doc.py fails when this page and t
 One YAML file, loaded by `archai_aml.load_config(path)` into `ArchaiAmlConfig` (pydantic v2). Every string
 may use `${VAR}` (the environment variable `VAR`; unset fails at load time naming it and the field) or
 `${VAR:-default}`; Azure ML bindings `${{inputs.data}}` are left alone. An unknown or wrong field fails at
-load time with its dotted path (`store.backend: Input should be 'embedded' or 'azure'`). Secret fields
+load time with its dotted path (`target.sdk_root: Extra inputs are not permitted (target 'cpu' has no such
+setting; ...)`). The `store:`, `target:` and `job_runner:` sections are validated by the settings model of
+the backend they name (`backend:` or `name:`, a registered name); each backend's own fields are listed
+below its section. Secret fields
 print and dump as `**********` (`archai_aml.dump_config`). Paths are relative to the current folder.
 """
 
@@ -188,23 +202,49 @@ def _default(info: FieldInfo) -> str:
     return f"`{json.dumps(value)}`"
 
 
+def _sections() -> dict[type[BaseModel], list[type[BaseModel]]]:
+    """Each backend section model -> archai-aml's own backends' settings models (the same on every
+    machine: packages a user installed are left out of the page)."""
+    from archai_aml.plugins import BUILTIN_ENTRY_POINTS, JOB_RUNNERS, STORES, TARGETS
+
+    out: dict[type[BaseModel], list[type[BaseModel]]] = {}
+    for registry in (STORES, TARGETS, JOB_RUNNERS):
+        names = BUILTIN_ENTRY_POINTS[registry.group]
+        out[registry.section] = [load_object(names[name]) for name in names]
+    return out
+
+
 def _models(root: type[BaseModel]) -> list[tuple[type[BaseModel], list[str]]]:
-    """Every model reachable from ``root`` (depth first), with the dotted paths it is used at."""
+    """Every model reachable from ``root`` (depth first), with the dotted paths it is used at; after a
+    backend section, the settings model of each of archai-aml's backends."""
     order: list[type[BaseModel]] = []
     paths: dict[type[BaseModel], list[str]] = {}
+    sections = _sections()
 
     def visit(model: type[BaseModel], path: str) -> None:
         if model not in paths:
             order.append(model)
             paths[model] = []
         paths[model].append(path)
-        for name, info in model.model_fields.items():
+        for name, info in _own_fields(model).items():
             for arg in (info.annotation, *typing.get_args(info.annotation)):
                 if isinstance(arg, type) and issubclass(arg, BaseModel):
                     visit(arg, f"{path}.{name}" if path else name)
+        for backend in sections.get(model, []):
+            key = model.registry.key  # type: ignore[attr-defined]
+            visit(backend, f"{path} ({key}: {backend.model_fields[key].default})")
 
     visit(root, "")
     return [(m, paths[m]) for m in order]
+
+
+def _own_fields(model: type[BaseModel]) -> dict[str, FieldInfo]:
+    """The fields a backend's settings model adds to its section (all fields of any other model)."""
+    for section in _sections():
+        if model is not section and issubclass(model, section):
+            key = section.registry.key  # type: ignore[attr-defined]
+            return {n: f for n, f in model.model_fields.items() if n == key or n not in section.model_fields}
+    return dict(model.model_fields)
 
 
 def generate(root: type[BaseModel] = ArchaiAmlConfig, meanings: dict[str, str] | None = None) -> str:
@@ -213,8 +253,10 @@ def generate(root: type[BaseModel] = ArchaiAmlConfig, meanings: dict[str, str] |
     missing = [
         f"{model.__name__}.{name}"
         for model, _ in _models(root)
-        for name, info in model.model_fields.items()
-        if not info.description and f"{model.__name__}.{name}" not in meanings
+        for name, info in _own_fields(model).items()
+        if not info.description
+        and f"{model.__name__}.{name}" not in meanings
+        and not _is_discriminator(model, name)
     ]
     if missing:
         raise KeyError(f"config fields without a meaning (add Field(description=) or MEANINGS): {missing}")
@@ -224,17 +266,33 @@ def generate(root: type[BaseModel] = ArchaiAmlConfig, meanings: dict[str, str] |
         out.append(f"## {model.__name__}\n\nAt {where}.")
         doc = (model.__doc__ or "").strip()
         if doc and not doc.startswith("Usage docs:"):
+            doc = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", doc)  # Sphinx roles as plain code
             out.append(" ".join(doc.replace("``", "`").split()))
+        extra = getattr(model, "extra", None)
+        if _is_backend(model) and extra:
+            out.append(f"Needs the `{extra}` extra: `pip install 'archai-aml[{extra}]'`.")
         rows = ["| field | type | default | meaning |", "|---|---|---|---|"]
-        for name, info in model.model_fields.items():
+        for name, info in _own_fields(model).items():
             kind = _type(info.annotation)
             limits = _constraints(info)
-            meaning = info.description or meanings[f"{model.__name__}.{name}"]
+            meaning = (
+                "selects this backend"
+                if _is_discriminator(model, name)
+                else info.description or meanings[f"{model.__name__}.{name}"]
+            )
             rows.append(
                 f"| `{name}` | {kind}{f' ({limits})' if limits else ''} | {_default(info)} | {meaning} |"
             )
         out.append("\n".join(rows))
     return "\n\n".join(out) + "\n"
+
+
+def _is_backend(model: type[BaseModel]) -> bool:
+    return any(model is not section and issubclass(model, section) for section in _sections())
+
+
+def _is_discriminator(model: type[BaseModel], name: str) -> bool:
+    return _is_backend(model) and name == model.registry.key  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

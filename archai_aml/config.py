@@ -2,7 +2,9 @@
 
 ``${NAME}`` takes the environment variable ``NAME`` and fails at load time when it is not set;
 ``${NAME:-default}`` falls back to ``default``. A field that is wrong or unknown fails at load time with
-a message naming it (``store.backend: Input should be 'embedded' or 'azure'``). Secret values
+a message naming it (``target.sdk_root: Extra inputs are not permitted (target 'cpu', whose settings
+are: ...)``); the ``store:``, ``target:`` and ``job_runner:`` sections are validated by the settings model
+of the backend they name (:mod:`archai_aml.plugins`). Secret values
 (connection strings, account keys, SAS tokens) are :class:`pydantic.SecretStr`: they print and dump as
 ``**********``.
 """
@@ -10,25 +12,26 @@ a message naming it (``store.backend: Input should be 'embedded' or 'azure'``). 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
-    Strict,
+    SerializeAsAny,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
-from archai_aml.config_yaml import EnvStr, load_yaml, substitute_env
+from archai_aml.config_base import Bool, ConfigModel, Float, Int
+from archai_aml.config_yaml import load_yaml, substitute_env
 from archai_aml.errors import REDACTED, ConfigError, redact_secrets
+from archai_aml.plugins import JOB_RUNNERS, STORES, TARGETS, Registry, SectionModel
 
 __all__ = [
     "ArchaiAmlConfig",
@@ -36,10 +39,10 @@ __all__ = [
     "ClusterConfig",
     "DatastoresConfig",
     "EnvironmentConfig",
+    "JobRunnerConfig",
     "RunnerConfig",
     "SearchConfig",
     "StoreConfig",
-    "QnnTargetConfig",
     "TargetConfig",
     "TrainingConfig",
     "WorkspaceConfig",
@@ -51,92 +54,47 @@ __all__ = [
 ]
 
 
-def _env_int(value: Any) -> Any:
-    if isinstance(value, EnvStr) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
-        return int(value)
-    return value
+_Model = ConfigModel  # the base of every section (unknown fields fail)
 
 
-def _env_float(value: Any) -> Any:
-    if isinstance(value, EnvStr):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _env_bool(value: Any) -> Any:
-    if isinstance(value, EnvStr) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    return value
-
-
-# Strict numbers and flags: YAML ``true`` is not 1 and ``'60'`` is not 60.0 (a quoted number is a mistake);
-# a value from ``${VAR}`` is text by nature and is read as a number or flag where the field wants one.
-Int = Annotated[int, BeforeValidator(_env_int), Strict()]
-Float = Annotated[float, BeforeValidator(_env_float), Strict()]
-Bool = Annotated[bool, BeforeValidator(_env_bool), Strict()]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class StoreConfig(_Model):
-    """Where status rows and blobs live.
+class StoreConfig(SectionModel):
+    """Where status rows and blobs live: the settings every store backend has; ``backend`` picks the
+    backend (a registered name), whose own model adds its fields.
 
     ``embedded`` (the default) keeps a SQLite database and a files folder under ``path``. ``azure`` uses an
     Azure storage account: a full ``connection_string`` (Azurite's ``UseDevelopmentStorage=true`` too), or
     ``account_name``/``table_url``/``blob_url`` with a ``sas_token``, or with an Azure AD identity
     (``DefaultAzureCredential``; ``managed_identity_client_id`` picks a user-assigned identity).
+    ``StoreConfig(backend="azure", ...)`` builds the chosen backend's model.
     """
 
-    backend: Literal["embedded", "azure"] = "embedded"
-    path: Path = Path(".archai_aml/store")
+    registry: ClassVar[Registry] = STORES
+
+    backend: str = "embedded"
     table_name: str = Field(default="status", pattern=r"^[A-Za-z][A-Za-z0-9]{2,62}$")
     container_name: str = Field(default="models", pattern=r"^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$")
-    connection_string: SecretStr | None = None
-    account_name: str | None = None
-    table_url: str | None = None
-    blob_url: str | None = None
-    sas_token: SecretStr | None = None
-    managed_identity_client_id: str | None = None
     max_concurrency: Int = Field(default=8, ge=1, le=64)
     #: Progress bars of folder uploads and downloads: true always, false never, unset on a terminal only.
     progress: Bool | None = None
 
-    @model_validator(mode="before")
+    @field_validator("backend")
     @classmethod
-    def _empty_secret_is_unset(cls, data: Any) -> Any:
-        # ``${VAR:-}`` with VAR unset (a job that reaches the store with its identity) means "not given"
-        if isinstance(data, dict):
-            return {
-                k: None if k in ("connection_string", "sas_token") and v == "" else v for k, v in data.items()
-            }
-        return data
+    def _registered(cls, value: str) -> str:
+        return STORES.check_name(value)
 
-    @model_validator(mode="after")
-    def _check_azure(self) -> StoreConfig:
-        if self.backend == "azure" and not (
-            self.connection_string is not None or self.account_name or (self.table_url and self.blob_url)
-        ):
-            raise ValueError(
-                "backend 'azure' needs connection_string, or account_name, or table_url and blob_url"
-            )
-        return self
+    def factory_kwargs(self, **context: Any) -> dict[str, Any]:
+        """The factory gets these settings as ``config`` and the caller's keyword arguments."""
+        return {"config": self, **context}
 
-    def resolved_urls(self) -> tuple[str, str]:
-        """(table endpoint, blob endpoint) for the account-URL forms of the azure backend."""
-        table = self.table_url or (
-            f"https://{self.account_name}.table.core.windows.net" if self.account_name else None
-        )
-        blob = self.blob_url or (
-            f"https://{self.account_name}.blob.core.windows.net" if self.account_name else None
-        )
-        if not table or not blob:
-            raise ConfigError("store: set account_name, or both table_url and blob_url")
-        return table, blob
+    def job_environment(self, include_secrets: bool) -> dict[str, str]:
+        """Environment variables (besides the table and container names) that let a job open this store;
+        see :func:`archai_aml.store.job_environment`. None by default: a job cannot reach the store."""
+        return {}
+
+    def http_counter(self) -> Any:
+        """An object counting the HTTP requests the store sends (``.total``, ``.counts``) to pass to
+        ``open_store(config, http_counter=...)``, or None when the backend sends none."""
+        return None
 
 
 class WorkspaceConfig(_Model):
@@ -215,41 +173,15 @@ class TrainingConfig(_Model):
     local_root: Path = Path(".archai_aml/jobs")
 
 
-class QnnTargetConfig(_Model):
-    """Options of the ``qnn`` target (QNN HTP through onnxruntime-qnn; docs/qualcomm.md)."""
+class TargetConfig(SectionModel):
+    """The hardware a runner measures on: the settings every target has; ``name`` picks the backend (a
+    registered name), whose own model adds its fields (``TargetConfig(name="snpe", ...)`` builds it)."""
 
-    activation_type: Literal["uint8", "uint16"] = "uint8"
-    weight_type: Literal["uint8", "uint16"] = "uint8"
-    per_channel: bool = False
-    calibrate_method: Literal["minmax", "entropy", "percentile"] = "minmax"
-    htp_performance_mode: (
-        Literal[
-            "burst", "balanced", "default", "high_performance", "high_power_saver", "low_balanced",
-            "extreme_power_saver", "low_power_saver", "power_saver", "sustained_high_performance",
-        ]
-        | None
-    ) = None  # fmt: skip
-    soc_model: str | None = None
-    htp_arch: str | None = None
-    #: Embed the context binary in the EP-context model (default: ``model_ctx_qnn.bin`` beside it).
-    embed_context: bool = False
-    #: ``onnxruntime`` (direct calls) or ``olive`` (Olive passes) for quantize + compile.
-    toolchain: Literal["onnxruntime", "olive"] = "onnxruntime"
-    #: Processes that run HTP batches in parallel (the x86-64 emulator runs about one core per session).
-    workers: int = Field(default=1, ge=1)
+    registry: ClassVar[Registry] = TARGETS
 
-
-class TargetConfig(_Model):
-    """The hardware a runner measures on."""
-
-    name: Literal["cpu", "qnn", "snpe", "aihub"] = "cpu"
+    name: str = "cpu"
     input_shape: list[Int] = Field(default_factory=lambda: [1, 3, 256, 256])
     device: str | None = None
-    #: snpe: the SDK folder (default: $SNPE_ROOT) and the SoCs of the offline HTP graph cache (e.g. sm8650)
-    sdk_root: Path | None = None
-    htp_socs: str | None = None
-    #: aihub: the Qualcomm AI Hub device to compile for and run on
-    hub_device: str = "Samsung Galaxy S24 (Family)"
     max_benchmark_runs: Int = Field(default=5, ge=1)
     benchmark_iterations: Int = Field(default=50, ge=1)
     calibration_images: Int = Field(default=32, ge=1)
@@ -257,7 +189,29 @@ class TargetConfig(_Model):
     f1_1k_images: Int = Field(default=1000, ge=1)
     f1_10k_images: Int = Field(default=10000, ge=1)
     dataset: str | None = None
-    qnn: QnnTargetConfig = QnnTargetConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        return TARGETS.check_name(value)
+
+
+class JobRunnerConfig(SectionModel):
+    """Where training jobs run: ``name`` picks the job runner (a registered name; default ``azureml`` when
+    the ``aml:`` section is given, else ``local``), whose own model adds its fields."""
+
+    registry: ClassVar[Registry] = JOB_RUNNERS
+
+    name: str = "local"
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        return JOB_RUNNERS.check_name(value)
+
+    def factory_kwargs(self, **context: Any) -> dict[str, Any]:
+        """The factory gets the whole configuration (``config``) and the ``store_config`` jobs reach."""
+        return {"config": context["config"], "store_config": context.get("store_config")}
 
 
 class RunnerConfig(_Model):
@@ -298,24 +252,66 @@ class SearchConfig(_Model):
 
 class ArchaiAmlConfig(_Model):
     experiment_name: str = Field(default="archai-aml", pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
-    store: StoreConfig = StoreConfig()
+    store: SerializeAsAny[StoreConfig] = Field(default_factory=StoreConfig)
     aml: AzureMLConfig | None = None
+    job_runner: SerializeAsAny[JobRunnerConfig] = Field(default_factory=JobRunnerConfig)
     training: TrainingConfig = TrainingConfig()
-    target: TargetConfig = TargetConfig()
+    target: SerializeAsAny[TargetConfig] = Field(default_factory=TargetConfig)
     runner: RunnerConfig = RunnerConfig()
     search: SearchConfig = SearchConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_job_runner(cls, data: Any) -> Any:
+        # no job runner named: the Azure ML one when the workspace is given, else local subprocesses
+        if isinstance(data, Mapping):
+            runner = data.get("job_runner")
+            if runner is None or (isinstance(runner, Mapping) and runner.get("name") is None):
+                name = "azureml" if data.get("aml") is not None else "local"
+                data = {**data, "job_runner": {**(runner or {}), "name": name}}
+        return data
+
+    @field_validator("store", "target", "job_runner", mode="before")
+    @classmethod
+    def _backend_section(cls, value: Any, info: ValidationInfo) -> Any:
+        """A section is validated by the model of the backend it names (a registered name)."""
+        registry = {"store": STORES, "target": TARGETS, "job_runner": JOB_RUNNERS}[str(info.field_name)]
+        return registry.section_value(value)
 
 
 _TYPE_ERRORS = {"int_type", "float_type", "bool_type"}
 
 
-def _format_validation_error(err: ValidationError, source: str) -> str:
+_SECTIONS = {"store": STORES, "target": TARGETS, "job_runner": JOB_RUNNERS}
+
+
+def _backend_of(raw: Any, section: str) -> str | None:
+    """The backend a section of the raw configuration names (its default when it names none)."""
+    registry = _SECTIONS[section]
+    value = raw.get(section) if isinstance(raw, Mapping) else None
+    if section == "job_runner" and not (isinstance(value, Mapping) and value.get("name")):
+        return "azureml" if isinstance(raw, Mapping) and raw.get("aml") is not None else "local"
+    name = value.get(registry.key) if isinstance(value, Mapping) else None
+    return str(name) if name is not None else registry.default_name()
+
+
+def _format_validation_error(err: ValidationError, source: str, raw: Any = None) -> str:
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(root)"
         got = ""
         if e["type"] in _TYPE_ERRORS and isinstance(e.get("input"), (str, bool)):
             got = f" (got the {type(e['input']).__name__} {e['input']!r}: write the value unquoted, as its type)"
+        section = str(e["loc"][0]) if e["loc"] else ""
+        if section in _SECTIONS and len(e["loc"]) > 1 and e["loc"][1] != _SECTIONS[section].key:
+            backend = _backend_of(raw, section)
+            registry = _SECTIONS[section]
+            if registry.known(backend):
+                if e["type"] == "extra_forbidden":
+                    own = ", ".join(sorted(registry.settings_model(str(backend)).model_fields))
+                    got += f" ({registry.kind} {backend!r} has no such setting; its settings: {own})"
+                else:
+                    got += f" ({registry.kind} {backend!r})"
         lines.append(f"  {loc}: {e['msg']}{got}")
     return f"invalid configuration in {source}:\n" + "\n".join(lines)
 
@@ -349,7 +345,7 @@ def load_config(
     try:
         return ArchaiAmlConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, where)) from None
+        raise ConfigError(_format_validation_error(exc, where, raw)) from None
 
 
 def known_secrets(config: BaseModel) -> set[str]:

@@ -30,6 +30,7 @@ from pydantic import BaseModel, SecretStr
 from archai_aml._optional import require
 from archai_aml.config import ArchaiAmlConfig, load_config
 from archai_aml.errors import ConfigError, JobError
+from archai_aml.plugins import Registry
 from archai_aml.store import job_environment
 from archai_aml.store.connection import parse_connection_string
 
@@ -46,17 +47,36 @@ _ONLY_VAR = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}$")
 def secret_fields(
     model: type[BaseModel] = ArchaiAmlConfig, prefix: tuple[str, ...] = ()
 ) -> list[tuple[str, ...]]:
-    """The paths of every ``SecretStr`` field of the configuration model (``("store", "connection_string")``...)."""
+    """The paths of every ``SecretStr`` field of the configuration model (``("store", "connection_string")``...);
+    a backend section (``store:``, ``target:``, ``job_runner:``) counts the fields of every registered
+    backend's settings model."""
     paths: list[tuple[str, ...]] = []
-    for name, info in model.model_fields.items():
-        annotation = info.annotation
-        args = getattr(annotation, "__args__", (annotation,))
-        for arg in args:
-            if arg is SecretStr:
-                paths.append((*prefix, name))
-            elif isinstance(arg, type) and issubclass(arg, BaseModel):
-                paths.extend(secret_fields(arg, (*prefix, name)))
+    for model_ in _with_backends(model):
+        for name, info in model_.model_fields.items():
+            annotation = info.annotation
+            args = getattr(annotation, "__args__", (annotation,))
+            for arg in args:
+                if arg is SecretStr:
+                    path = (*prefix, name)
+                    if path not in paths:
+                        paths.append(path)
+                elif isinstance(arg, type) and issubclass(arg, BaseModel):
+                    paths.extend(p for p in secret_fields(arg, (*prefix, name)) if p not in paths)
     return paths
+
+
+def _with_backends(model: type[BaseModel]) -> list[type[BaseModel]]:
+    """``model``, and when it is a backend section, the settings model of each registered backend."""
+    registry = getattr(model, "registry", None)
+    if not isinstance(registry, Registry) or model is not registry.section:
+        return [model]
+    models: list[type[BaseModel]] = [model]
+    for name in registry.names():
+        try:
+            models.append(registry.settings_model(name))
+        except ConfigError as exc:  # a user's backend whose settings cannot be loaded has no fields here
+            log.warning("%s", exc)
+    return models
 
 
 def _resolve(value: Any, env: Mapping[str, str], where: str) -> Any:

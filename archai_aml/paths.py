@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from archai_aml.errors import ConfigError
-from archai_aml.store.base import check_blob_name, safe_blob_path
+from archai_aml.store.rules import check_blob_name, safe_blob_path
 
 __all__ = [
     "ENV_OUTPUTS",

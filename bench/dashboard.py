@@ -4,7 +4,7 @@ interval).
 
 - Requests: one refresh (:func:`archai_aml.dashboard.read_snapshot`, what the poller does every interval;
   the second one, as the poller's steady state: its first also opens the table clients) of an experiment of N training rows plus N latency rows, runner heartbeats and device usage, counted by
-  :class:`~archai_aml.runner.counting.CountingStore` (calls of the store protocol) on the embedded store,
+  :class:`~archai_aml.store.counting.CountingStore` (calls of the store protocol) on the embedded store,
   and, when Azurite is found, the HTTP requests the Azure store sends (:class:`HttpCounter`).
 - Change to page: ``archai-aml dashboard --interval 0.5`` (the demo's ``runner.poll_interval_s``) as a child
   process, a headless Chromium on its page, and 20 status changes written to the store at random phases of
@@ -32,11 +32,11 @@ sys.path.insert(0, str(ROOT))
 
 from archai_aml.config import StoreConfig  # noqa: E402
 from archai_aml.dashboard.snapshot import read_snapshot  # noqa: E402
-from archai_aml.runner.counting import CountingStore  # noqa: E402
 from archai_aml.runner.settings import runners_store  # noqa: E402
 from archai_aml.runner.usage import usage_store  # noqa: E402
 from archai_aml.store import open_store  # noqa: E402
 from archai_aml.store.base import Store  # noqa: E402
+from archai_aml.store.counting import CountingStore  # noqa: E402
 from archai_aml.testing.browser import find_chromium, headless_chromium  # noqa: E402
 from archai_aml.testing.dashboard import DashboardProcess, seed_experiment  # noqa: E402
 
@@ -152,7 +152,7 @@ def main() -> int:
         calls = {n: requests_per_refresh(embedded(folder), n) for n in SIZES}
         http: dict[int, int | None] = {}
         try:
-            from archai_aml.runner.http_counter import HttpCounter
+            from archai_aml.store.azure.http_counter import HttpCounter
             from archai_aml.testing.azurite import run_azurite
 
             with run_azurite() as azurite:

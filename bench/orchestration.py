@@ -25,8 +25,8 @@ from typing import Any
 from archai_aml.config import ArchaiAmlConfig, StoreConfig, TrainingConfig
 from archai_aml.evaluators import AmlPartialTrainingEvaluator
 from archai_aml.pipelines import CompletionMonitor, LocalJobRunner
-from archai_aml.runner.http_counter import HttpCounter
 from archai_aml.store import open_store
+from archai_aml.store.azure.http_counter import HttpCounter
 from archai_aml.testing.azurite import run_azurite
 
 NOOP_JOB = """

@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from archai_aml.config import StoreConfig  # noqa: E402
-from archai_aml.runner.fixed_cost import tiny_model_bytes  # noqa: E402
 from archai_aml.store import job_environment, open_store  # noqa: E402
+from archai_aml.testing.fixed_cost import tiny_model_bytes  # noqa: E402
 
 EXP = "bench"
 ROWS = 20  # x 2 items each = 40 work items

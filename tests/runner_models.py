@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from archai_aml.runner.fixed_cost import tiny_model_bytes
 from archai_aml.store import Store
+from archai_aml.testing.fixed_cost import tiny_model_bytes
 
 
 def add_rows(
@@ -46,7 +46,7 @@ def legacy_row(store: Store, store_config: Any, experiment: str, name: str, valu
     below the store's own checks: SQLite directly on the embedded backend, the table SDK on Azure."""
     from archai_aml.store.azure import AzureStore
     from archai_aml.store.embedded import EmbeddedStore
-    from archai_aml.store.embedded_codec import _encode_columns
+    from archai_aml.store.embedded.codec import _encode_columns
 
     if isinstance(store, EmbeddedStore):
         import sqlite3

@@ -21,8 +21,8 @@ import pytest
 import torch
 
 from archai_aml.config import StoreConfig
-from archai_aml.pareto import front_from_store, load_front, pareto_front
-from archai_aml.pareto.export import ExportCheckError, check_onnx, export_onnx
+from archai_aml.onnx.export import ExportCheckError, check_onnx, export_onnx
+from archai_aml.pareto import front_from_store, front_of_rows, load_front
 from archai_aml.store import Store, open_store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,7 +112,7 @@ def test_pareto_front_keeps_the_non_dominated_rows() -> None:
         {"iou": None, "lat": 0.1},  # unmeasured: never on the front
         {"iou": 0.5, "lat": 2.0},  # equal to 0: neither dominates
     ]
-    assert pareto_front(rows, {"iou": True, "lat": False}) == [0, 2, 3, 5]
+    assert front_of_rows(rows, {"iou": True, "lat": False}) == [0, 2, 3, 5]
 
 
 def test_front_from_the_status_table_and_from_pareto_json(tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ import onnx
 import pytest
 
 from archai_aml.aihub import AiHubTarget
-from archai_aml.runner.fixed_cost import tiny_model_bytes
 from archai_aml.testing.aihub import FakeHub, FakeModel
+from archai_aml.testing.fixed_cost import tiny_model_bytes
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ from archai_aml.aihub import AiHubTarget, hub_client
 from archai_aml.config import StoreConfig
 from archai_aml.errors import TargetError
 from archai_aml.runner import Runner, RunnerSettings
-from archai_aml.runner.fixed_cost import tiny_model_bytes
 from archai_aml.store import open_store
 from archai_aml.targets import get_target
 from archai_aml.testing.aihub import FakeHub
+from archai_aml.testing.fixed_cost import tiny_model_bytes
 from tests.runner_models import add_rows
 
 
@@ -155,30 +155,30 @@ def test_missing_client_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
 def test_target_options_come_from_config_and_command_line(tmp_path: Path) -> None:
     import argparse
 
-    from archai_aml.config import ArchaiAmlConfig
-    from archai_aml.runner.cli import target_options
+    from archai_aml.config import load_config
+    from archai_aml.errors import ConfigError
+    from archai_aml.runner.cli import runner_target_settings
 
-    config = ArchaiAmlConfig.model_validate(
-        {
-            "target": {
-                "name": "aihub",
-                "hub_device": "Snapdragon X Elite CRD",
-                "sdk_root": str(tmp_path),
-                "htp_socs": "sm8650",
-            }
-        }
-    )
-    args = argparse.Namespace(sdk_root=None, hub_device=None)
-    assert target_options("aihub", config, args, None) == {"device": "Snapdragon X Elite CRD"}
-    assert target_options("snpe", config, args, "SER") == {
+    # each backend validates its own section: snpe's sdk_root in an aihub section fails, naming both
+    with pytest.raises(ConfigError, match=r"target\.sdk_root: .*target 'aihub' has no such setting"):
+        load_config({"target": {"name": "aihub", "hub_device": "X", "sdk_root": str(tmp_path)}})
+    aihub = load_config({"target": {"name": "aihub", "hub_device": "Snapdragon X Elite CRD"}})
+    snpe = load_config({"target": {"name": "snpe", "sdk_root": str(tmp_path), "htp_socs": "sm8650"}})
+    args = argparse.Namespace(target=None, target_option=[], qnn_option=[], sdk_root=None, hub_device=None)
+    assert runner_target_settings(aihub, args).factory_kwargs() == {"device": "Snapdragon X Elite CRD"}
+    assert runner_target_settings(snpe, args).factory_kwargs(device="SER") == {
         "sdk_root": tmp_path,
         "device": "SER",
         "htp_socs": "sm8650",
     }
-    args = argparse.Namespace(sdk_root=tmp_path / "other", hub_device="Samsung Galaxy S23 (Family)")
-    assert target_options("aihub", config, args, None) == {"device": "Samsung Galaxy S23 (Family)"}
-    assert target_options("snpe", config, args, None)["sdk_root"] == tmp_path / "other"
-    assert target_options("cpu", config, args, None) == {}
+    args.hub_device = "Samsung Galaxy S23 (Family)"
+    assert runner_target_settings(aihub, args).factory_kwargs() == {"device": "Samsung Galaxy S23 (Family)"}
+    args.hub_device, args.sdk_root = None, tmp_path / "other"
+    assert runner_target_settings(snpe, args).factory_kwargs()["sdk_root"] == tmp_path / "other"
+    with pytest.raises(ConfigError, match=r"sdk_root \(target 'aihub'\)"):
+        runner_target_settings(aihub, args)  # --sdk-root is snpe's
+    args.sdk_root, args.target = None, "cpu"
+    assert runner_target_settings(aihub, args).factory_kwargs() == {}  # common fields carry over, no others
 
 
 def test_docs_yaml_of_the_snpe_and_aihub_sections_validate(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The Azure store's retries (archai_aml/store/retry.py), measured on real sockets and a real Azurite:
+"""The Azure store's retries (archai_aml/store/azure/retry.py), measured on real sockets and a real Azurite:
 every method retried while the endpoint refuses connections, on the documented schedule; a write whose
 answer is lost is sent again only where that is harmless, and a compare-and-swap settles by reading back;
 calls made during an outage of a restarted Azurite (same ports, data kept) succeed once it is back."""
@@ -18,8 +18,7 @@ import pytest
 from archai_aml.errors import StoreError
 from archai_aml.store import LeaseManager, open_store
 from archai_aml.store.azure import AzureStore
-from archai_aml.store.connection import DEV_ACCOUNT_KEY
-from archai_aml.store.retry import (
+from archai_aml.store.azure.retry import (
     DEFAULT_RETRY_BACKOFF,
     DEFAULT_RETRY_BACKOFF_MAX,
     DEFAULT_RETRY_TOTAL,
@@ -27,6 +26,7 @@ from archai_aml.store.retry import (
     backoff_delay,
     retry_window,
 )
+from archai_aml.store.connection import DEV_ACCOUNT_KEY
 from archai_aml.testing.azurite import Azurite, AzuriteError, run_azurite
 from archai_aml.testing.faults import FaultProxy
 

@@ -35,8 +35,14 @@ from archai_aml.errors import (
     UnsafeBlobNameError,
 )
 from archai_aml.store import open_store, store_config_from_env
-from archai_aml.store.azure import AzureStore, BlobRetry, odata_filter, odata_literal, parse_connection_string
-from archai_aml.store.retry import TableRetry
+from archai_aml.store.azure.retry import TableRetry
+from archai_aml.store.azure.store import (
+    AzureStore,
+    BlobRetry,
+    odata_filter,
+    odata_literal,
+    parse_connection_string,
+)
 from archai_aml.testing.azurite import DEV_ACCOUNT_KEY, Azurite, ports_free, run_azurite
 
 pytestmark = pytest.mark.azure

@@ -25,9 +25,9 @@ from archai_aml.dashboard.snapshot import read_snapshot
 from archai_aml.dashboard.view import front_view
 from archai_aml.errors import ConfigError
 from archai_aml.plots import pareto_front
-from archai_aml.runner.counting import CountingStore
 from archai_aml.store import open_store
 from archai_aml.store.base import Store
+from archai_aml.store.counting import CountingStore
 from archai_aml.testing.dashboard import seed_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,9 +187,9 @@ def test_the_command_names_the_extra_when_starlette_is_missing(tmp_path: Path) -
 
 @pytest.mark.azure
 def test_a_refresh_sends_the_same_http_requests_for_10_and_60_rows_on_azurite(azurite: Any) -> None:
-    from archai_aml.runner.http_counter import HttpCounter
     from archai_aml.runner.settings import runners_store
     from archai_aml.runner.usage import usage_store
+    from archai_aml.store.azure.http_counter import HttpCounter
 
     sent = {}
     for rows in (10, 60):

@@ -25,7 +25,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from archai_aml.errors import ReadOnlyStoreError, StoreError
-from archai_aml.store.embedded import EmbeddedStore, os_error
+from archai_aml.store.embedded import EmbeddedStore
+from archai_aml.store.embedded.fs import os_error
 
 REPO = Path(__file__).resolve().parents[1]
 E = "exp"

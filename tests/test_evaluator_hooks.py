@@ -13,10 +13,10 @@ from archai.discrete_search.api import ArchaiModel
 from overrides import overrides
 
 from archai_aml import AmlPartialTrainingEvaluator, RemoteAzureBenchmarkEvaluator
-from archai_aml.runner import FixedCostTarget, Runner, RunnerSettings
-from archai_aml.runner.fixed_cost import tiny_model_bytes
+from archai_aml.runner import Runner, RunnerSettings
 from archai_aml.store import Store
 from archai_aml.store.base import Entity
+from archai_aml.testing.fixed_cost import FixedCostTarget, tiny_model_bytes
 from tests.pipeline_helpers import expected_metric, make_models
 from tests.test_aml_training_evaluator import evaluator as training_evaluator
 

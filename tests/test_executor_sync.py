@@ -14,8 +14,8 @@ import pytest
 from archai_aml.errors import ConfigError, UnsafeBlobNameError
 from archai_aml.executor.sync import DATA_PARTITION, manifest_blob, pull_dataset, sync_dataset
 from archai_aml.paths import ProjectPaths
-from archai_aml.runner.counting import CountingStore
 from archai_aml.store import Store
+from archai_aml.store.counting import CountingStore
 
 
 class RecordingStore(CountingStore):

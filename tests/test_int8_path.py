@@ -10,12 +10,12 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from archai_aml.onnx.quantize import quantize_qdq
 from archai_aml.ort.int8_path import host_int8_path
-from archai_aml.ort.quantize import quantize_qdq
 from archai_aml.ort.saturation import emulate_u8s8_saturation
 from archai_aml.ort.target import OrtCpuTarget
-from archai_aml.runner.fixed_cost import tiny_model_bytes
 from archai_aml.testing.aihub import FakeHub
+from archai_aml.testing.fixed_cost import tiny_model_bytes
 
 # /proc/cpuinfo lines with the Linux kernel's flag names (arch/x86/include/asm/cpufeatures.h: "avx2",
 # "avx512_vnni", "avx_vnni"; arch/arm64/kernel/cpuinfo.c hwcap_str: "asimddp")

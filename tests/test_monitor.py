@@ -122,7 +122,7 @@ def test_backoff_keeps_polls_few(tmp_path: Path, local_store: Store) -> None:
 
 @pytest.mark.azure
 def test_one_store_request_per_poll_on_azurite(tmp_path: Path, azurite: Any) -> None:
-    from archai_aml.runner.http_counter import HttpCounter
+    from archai_aml.store.azure.http_counter import HttpCounter
 
     cfg_store = azurite.store_config(table_name="tmon" + str(int(time.time() * 1000) % 10**8))
     counter = HttpCounter()

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from archai_aml.errors import TargetError
-from archai_aml.ort.info import onnx_model_info, write_layers_csv
+from archai_aml.onnx.info import onnx_model_info, write_layers_csv
 from tests.ort_models import TinyClassifier, export, hand_built_model, seg_net
 
 

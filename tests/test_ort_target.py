@@ -115,7 +115,7 @@ def test_info_writes_layer_csv(seg_model, target, tmp_path) -> None:
 
 def test_benchmark_stats(seg_model, tmp_path) -> None:
     target = OrtCpuTarget(intra_op_num_threads=1, max_rounds=1, progress=False)
-    result = target.benchmark(seg_model[0], iterations=20, warmup=3, samples_csv=tmp_path / "runs.csv")
+    result = target.benchmark(seg_model[0], iterations=20, warmup=3).write_samples_csv(tmp_path / "runs.csv")
     assert len(result.samples_ms) == 20
     assert all(s > 0 for s in result.samples_ms)
     assert min(result.samples_ms) <= result.median_ms <= max(result.samples_ms)

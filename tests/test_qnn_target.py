@@ -143,7 +143,7 @@ def test_f1_on_the_htp_is_close_to_the_float_model(compiled: tuple[QnnTarget, Pa
 
 def test_benchmark_marks_emulated_latency(compiled: tuple[QnnTarget, Path, Path], tmp_path: Path) -> None:
     target, _, ctx = compiled
-    result = target.benchmark(ctx, iterations=3, warmup=1, samples_csv=tmp_path / "runs.csv")
+    result = target.benchmark(ctx, iterations=3, warmup=1).write_samples_csv(tmp_path / "runs.csv")
     assert len(result.samples_ms) == 3 and result.mean_ms > 0
     assert result.latency_simulated is htp_is_simulated()
     assert htp_is_simulated() is (platform.machine().lower() not in ("aarch64", "arm64"))

@@ -17,11 +17,11 @@ from overrides import overrides
 
 from archai_aml.errors import EvaluationTimeoutError
 from archai_aml.evaluators import RemoteAzureBenchmarkEvaluator
-from archai_aml.runner import FixedCostTarget, Runner, RunnerSettings
-from archai_aml.runner.counting import CountingStore
-from archai_aml.runner.fixed_cost import tiny_model_bytes
+from archai_aml.runner import Runner, RunnerSettings
 from archai_aml.store import Store
+from archai_aml.store.counting import CountingStore
 from archai_aml.targets import get_target
+from archai_aml.testing.fixed_cost import FixedCostTarget, tiny_model_bytes
 
 EXP = "search"
 SHAPE = (1, 3, 16, 16)

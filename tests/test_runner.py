@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from archai_aml.runner import FixedCostTarget, Runner, RunnerSettings, alive_runners, utilization
-from archai_aml.runner.fixed_cost import tiny_model_bytes
+from archai_aml.runner import Runner, RunnerSettings, alive_runners, utilization
 from archai_aml.runner.usage import usage_store
 from archai_aml.store import LeaseManager, Store
+from archai_aml.testing.fixed_cost import FixedCostTarget, tiny_model_bytes
 from tests.runner_models import add_rows, journal
 
 EXP = "exp"
@@ -204,7 +204,7 @@ def test_usage_report_per_device_and_day(store: Store, store_config: object, tmp
 
 
 def test_model_blobs_come_from_the_row_and_the_status_rides_on_renewals(store: Store, tmp_path: Path) -> None:
-    from archai_aml.runner.counting import CountingStore
+    from archai_aml.store.counting import CountingStore
 
     (name,) = add_rows(store, EXP, 1)
     counting = CountingStore(store)

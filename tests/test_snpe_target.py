@@ -17,11 +17,11 @@ import pytest
 
 from archai_aml.config import StoreConfig
 from archai_aml.errors import TargetError
-from archai_aml.runner.fixed_cost import tiny_model_bytes
 from archai_aml.snpe import AdbDevice, SnpeTarget, find_sdk
 from archai_aml.snpe.tools import parse_dlc_info
 from archai_aml.store import job_environment, open_store
 from archai_aml.targets import get_target
+from archai_aml.testing.fixed_cost import tiny_model_bytes
 from archai_aml.testing.snpe_sdk import TestSdk, build_test_sdk
 from tests.runner_models import add_rows
 

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from archai_aml.errors import TargetError
-from archai_aml.snpe.tools import onnx_io
+from archai_aml.onnx.info import onnx_io
 from archai_aml.targets.base import BenchmarkResult, ModelInfo, Target
 
 __all__ = ["AiHubTarget", "download_model", "hub_client"]
@@ -140,7 +140,7 @@ class AiHubTarget(Target):
     # ---------------------------------------------------------------------------------------- jobs
     def source(self, step: str, model_path: Path) -> str:
         if step == "info":
-            return "archai-aml's count over the ONNX graph sent to AI Hub (archai_aml.ort.info)"
+            return "archai-aml's count over the ONNX graph sent to AI Hub (archai_aml.onnx.info)"
         jobs = self._jobs.pop((step, Path(model_path)), [])
         shown = ", ".join(jobs[:3]) + (f" and {len(jobs) - 3} more" if len(jobs) > 3 else "")
         kind = "profile" if step == "benchmark" else "inference"
@@ -244,7 +244,7 @@ class AiHubTarget(Target):
         return self._bundle(output_dir / "model.quant.aihub.zip", target, qdq, meta)
 
     def info(self, model_path: Path, output_dir: Path) -> ModelInfo:
-        from archai_aml.ort.target import OrtCpuTarget
+        from archai_aml.targets import get_target
 
         model_path = Path(model_path)
         source = model_path
@@ -253,7 +253,7 @@ class AiHubTarget(Target):
             source = Path(output_dir) / "source.onnx"
             source.parent.mkdir(parents=True, exist_ok=True)
             source.write_bytes(onnx_bytes)
-        return OrtCpuTarget(progress=False).info(source, Path(output_dir))
+        return get_target("cpu", progress=False).info(source, Path(output_dir))
 
     def _target_model(self, bundle: Path) -> tuple[dict[str, Any], Any]:
         """The bundle's compiled model, uploaded once per content."""

@@ -23,9 +23,11 @@ from archai_aml.config import ArchaiAmlConfig, StoreConfig
 from archai_aml.errors import ConcurrencyError, EvaluationTimeoutError, TrainingFailedError
 from archai_aml.pipelines.base import JobRunner
 from archai_aml.pipelines.monitor import DONE_STATUSES, BatchResult, CompletionMonitor
+from archai_aml.pipelines.registry import get_job_runner
 from archai_aml.pipelines.training import model_id_for, start_training_pipeline, store_config_of
 from archai_aml.store import Store, open_store
-from archai_aml.store.base import Entity, as_float
+from archai_aml.store.base import Entity
+from archai_aml.store.rules import as_float
 from archai_aml.training.checkpoint import Resume, resume_point
 
 __all__ = ["AmlPartialTrainingEvaluator"]
@@ -41,8 +43,9 @@ class AmlPartialTrainingEvaluator(AsyncModelEvaluator):
         local_output: folder for ``pending.json`` and ``models.json``.
         tr_epochs: epochs of partial training (a ``budget`` given to ``send`` multiplies it).
         timeout_seconds: how long ``fetch_all`` may wait for one batch.
-        job_runner: where jobs run; default: ``AzureMLJobRunner`` when ``config.aml`` is set, else a
-            ``LocalJobRunner`` whose subprocesses can open the store.
+        job_runner: where jobs run; default: the one ``config.job_runner`` names through the registry
+            (``AzureMLJobRunner`` when ``config.aml`` is set, else a ``LocalJobRunner`` whose subprocesses
+            can open the store).
         store: the status store; default: ``open_store(config.store)``.
         store_config: how jobs reach ``store`` (default: the store's own ``config``, else ``config.store``).
         search_space: used to serialize models without ``metadata['config']`` (its ``save_arch``).
@@ -80,15 +83,8 @@ class AmlPartialTrainingEvaluator(AsyncModelEvaluator):
         self.progress = progress
         self.metric_key = config.training.metric_key
         self.experiment = config.experiment_name
-        if job_runner is None:
-            if config.aml is not None:
-                from archai_aml.pipelines.azureml import AzureMLJobRunner
-
-                job_runner = AzureMLJobRunner.from_config(config.aml)
-            else:
-                from archai_aml.pipelines.local import LocalJobRunner
-
-                job_runner = LocalJobRunner.from_config(config, self.store_config)
+        if job_runner is None:  # the one ``job_runner:`` names (azureml with an ``aml:`` section, else local)
+            job_runner = get_job_runner(config, self.store_config)
         self.job_runner: JobRunner = job_runner
         self.models: list[ArchaiModel] = []
         self.epochs: list[float] = []

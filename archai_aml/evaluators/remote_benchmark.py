@@ -37,21 +37,15 @@ from archai_aml.errors import (
     EvaluationTimeoutError,
     SimulatedLatencyError,
 )
-from archai_aml.store.base import Entity, Store, as_float
+from archai_aml.status_row import LATENCY_COLUMNS, RESET_COLUMNS  # noqa: F401 - re-exported names
+from archai_aml.store.base import Entity, Store
 from archai_aml.store.leases import lease_state, utcnow
+from archai_aml.store.rules import as_float
 
 __all__ = ["RemoteAzureBenchmarkEvaluator"]
 
 log = logging.getLogger(__name__)
 
-#: Result columns cleared when a model is measured again.
-RESET_COLUMNS = (
-    "mean", "stdev", "total_inference_avg", "macs", "params", "quantized", "f1_onnx", "f1_1k",
-    "f1_1k_f", "f1_10k", "error", "completed", "priority", "converted_model", "quantized_model",
-    "latency_simulated",
-)  # fmt: skip
-#: Row columns that hold latency figures (what ``latency_simulated`` is about).
-LATENCY_COLUMNS = frozenset({"mean", "stdev", "total_inference_avg"})
 MAX_NAMES_PER_QUERY = 15
 
 

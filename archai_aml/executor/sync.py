@@ -54,8 +54,9 @@ from tqdm.auto import tqdm
 from archai_aml.errors import ConfigError, DatasetError
 from archai_aml.paths import KINDS
 from archai_aml.store import Store
-from archai_aml.store.base import BlobInfo, check_blob_name, safe_blob_path
+from archai_aml.store.base import BlobInfo
 from archai_aml.store.parallel import run_parallel
+from archai_aml.store.rules import check_blob_name, safe_blob_path
 
 __all__ = ["DATA_PARTITION", "SyncResult", "manifest_blob", "pull_dataset", "sync_dataset"]
 

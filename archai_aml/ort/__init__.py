@@ -1,7 +1,23 @@
-"""onnxruntime backend: the CPU target, ONNX MACs/parameter counting and static QDQ quantization."""
+"""onnxruntime backend: the CPU target. The ONNX tooling it shares with the other targets (MACs/parameter
+counting, static QDQ quantization, export) lives in :mod:`archai_aml.onnx`. Names are imported on first
+use (:mod:`archai_aml.ort.settings`, what the registry loads, imports no onnxruntime)."""
 
-from archai_aml.ort.info import LayerInfo, OnnxInfo, onnx_model_info, write_layers_csv
-from archai_aml.ort.quantize import quantize_qdq
-from archai_aml.ort.target import OrtCpuTarget
+from __future__ import annotations
 
-__all__ = ["LayerInfo", "OnnxInfo", "OrtCpuTarget", "onnx_model_info", "quantize_qdq", "write_layers_csv"]
+from typing import TYPE_CHECKING
+
+from archai_aml._lazy import lazy_attributes
+
+__all__ = [
+    "OrtCpuTarget",
+]
+
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    {
+        "OrtCpuTarget": "archai_aml.ort.target",
+    },
+)
+
+if TYPE_CHECKING:
+    from archai_aml.ort.target import OrtCpuTarget

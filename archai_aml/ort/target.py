@@ -5,11 +5,11 @@
   onnxruntime's ``com.microsoft`` operators). ``all`` adds layout transformations (NCHWc) that are specific
   to the CPU that ran them; a file saved with them may not load or may be slower on another machine, so it
   is not the default (onnxruntime applies them again at session creation anyway).
-* ``quantize``: ``quant_pre_process`` then static QDQ quantization (see :mod:`archai_aml.ort.quantize`)
+* ``quantize``: ``quant_pre_process`` then static QDQ quantization (see :mod:`archai_aml.onnx.quantize`)
   into ``<output_dir>/model.quant.onnx``; signed weights with ``reduce_range`` on every host, so that
   onnxruntime's non-VNNI x86 kernel cannot saturate (:mod:`archai_aml.ort.int8_path`); the row's
   ``sources`` name the settings and the host's int8 path. Quantize the float ONNX export, not the converted model.
-* ``info``: MACs and parameters counted from the ONNX graph (:mod:`archai_aml.ort.info`), with
+* ``info``: MACs and parameters counted from the ONNX graph (:mod:`archai_aml.onnx.info`), with
   ``<output_dir>/layers.csv``.
 * ``benchmark``: one session with pinned thread counts, warm-up runs, then timed runs
   (``time.perf_counter_ns``); mean, median and standard deviation in milliseconds.
@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import platform
 import statistics
@@ -32,9 +31,9 @@ import onnxruntime as ort
 from tqdm import tqdm
 
 from archai_aml.errors import TargetError
-from archai_aml.ort.info import load_onnx, onnx_model_info, write_layers_csv
+from archai_aml.onnx.info import load_onnx, onnx_model_info, write_layers_csv
+from archai_aml.onnx.quantize import default_reduce_range, quantize_qdq
 from archai_aml.ort.int8_path import host_int8_path, quantization_note
-from archai_aml.ort.quantize import default_reduce_range, quantize_qdq
 from archai_aml.targets.base import BenchmarkResult, ModelInfo, Target
 
 __all__ = ["OrtCpuTarget"]
@@ -167,7 +166,7 @@ class OrtCpuTarget(Target):
 
     def source(self, step: str, model_path: Path) -> str:
         if step == "info":
-            return "archai-aml's count over the ONNX graph (archai_aml.ort.info)"
+            return "archai-aml's count over the ONNX graph (archai_aml.onnx.info)"
         where = (
             f"onnxruntime {ort.__version__} CPUExecutionProvider on {platform.machine()} ({platform.node()})"
         )
@@ -234,14 +233,13 @@ class OrtCpuTarget(Target):
         *,
         iterations: int = 50,
         warmup: int = 5,
-        samples_csv: Path | None = None,
     ) -> BenchmarkResult:
         """Time single inferences after ``warmup`` untimed ones, in one session.
 
         Rounds of ``iterations`` timed runs repeat until two consecutive round medians agree (see the class
         docstring); the result holds the samples of those two rounds (of the lowest-median round if no two
         consecutive rounds agreed).
-        ``samples_csv`` (optional) receives one row per reported run.
+        :meth:`~archai_aml.targets.base.BenchmarkResult.write_samples_csv` writes the samples to a CSV.
         """
         if iterations < 1 or warmup < 0:
             raise TargetError(f"iterations must be >= 1 and warmup >= 0, got {iterations} and {warmup}")
@@ -282,20 +280,11 @@ class OrtCpuTarget(Target):
                 len(rounds),
                 ", ".join(f"{statistics.median(r):.3f}" for r in rounds),
             )
-        csv_path = None
-        if samples_csv is not None:
-            csv_path = Path(samples_csv)
-            csv_path.parent.mkdir(parents=True, exist_ok=True)
-            with csv_path.open("w", newline="", encoding="utf-8") as f:
-                w = csv.writer(f)
-                w.writerow(["run", "latency_ms"])
-                w.writerows([i, f"{s:.6f}"] for i, s in enumerate(samples))
         result = BenchmarkResult(
             mean_ms=statistics.fmean(samples),
             median_ms=statistics.median(samples),
             stdev_ms=statistics.stdev(samples) if len(samples) > 1 else 0.0,
             samples_ms=samples,
-            csv=csv_path,
         )
         log.info(
             "benchmark %s: median %.3f ms, mean %.3f ms, stdev %.3f ms over %d runs (threads=%s)",

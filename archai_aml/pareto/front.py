@@ -21,14 +21,16 @@ from typing import Any
 
 from archai_aml.errors import ConfigError, InvalidRowError
 from archai_aml.pipelines.training import model_id_for
-from archai_aml.store.base import Entity, Store, as_float
+from archai_aml.plots.pareto import pareto_front
+from archai_aml.store.base import Entity, Store
+from archai_aml.store.rules import as_float
 
 __all__ = [
     "ParetoModel",
     "front_from_output",
     "front_from_store",
     "load_front",
-    "pareto_front",
+    "front_of_rows",
 ]
 
 log = logging.getLogger(__name__)
@@ -55,29 +57,21 @@ class ParetoModel:
         return {"config": self.arch_config} if self.arch_config is not None else {}
 
 
-def pareto_front(rows: Sequence[Mapping[str, Any]], objectives: Mapping[str, bool]) -> list[int]:
-    """Indices of the rows no other row dominates on ``objectives`` (column -> higher is better).
+def front_of_rows(rows: Sequence[Mapping[str, Any]], objectives: Mapping[str, bool]) -> list[int]:
+    """Indices of the rows no other row dominates on ``objectives`` (column -> higher is better), by the one
+    :func:`~archai_aml.plots.pareto.pareto_front`.
 
     A row missing an objective (or holding a non-finite value) is never on the front.
     """
-    points: list[tuple[int, list[float]]] = []
+    kept: list[int] = []
+    points: list[list[float]] = []
     for i, row in enumerate(rows):
         values = [as_float(row.get(k)) for k in objectives]
         finite = [v for v in values if v is not None and math.isfinite(v)]
-        if len(finite) < len(values):
-            continue
-        # turn every objective into "lower is better"
-        points.append((i, [-v if hi else v for v, hi in zip(finite, objectives.values(), strict=True)]))
-    front = []
-    for i, p in points:
-        dominated = any(
-            all(a <= b for a, b in zip(q, p, strict=True)) and any(a < b for a, b in zip(q, p, strict=True))
-            for j, q in points
-            if j != i
-        )
-        if not dominated:
-            front.append(i)
-    return front
+        if len(finite) == len(values):
+            kept.append(i)
+            points.append(finite)
+    return [kept[j] for j in pareto_front(points, maximize=list(objectives.values()))]
 
 
 def front_from_output(output: str | Path) -> list[ParetoModel]:
@@ -154,7 +148,7 @@ def front_from_store(
             f"no model of experiment {experiment!r} has both {metric_key!r} and a latency in "
             f"{latency_experiment!r}: is this the experiment of a finished search?"
         )
-    picked = [joined[i] for i in pareto_front(joined, {metric_key: True, "latency_ms": False})]
+    picked = [joined[i] for i in front_of_rows(joined, {metric_key: True, "latency_ms": False})]
     picked.sort(key=lambda r: r["latency_ms"])
     models = []
     for r in picked:

@@ -35,7 +35,8 @@ from archai_aml.evaluators.aml_training import AmlPartialTrainingEvaluator
 from archai_aml.pareto.front import ParetoModel
 from archai_aml.pareto.rank import RankAgreement, rank_agreement
 from archai_aml.pipelines.base import JobRunner
-from archai_aml.store.base import Entity, Store, as_float
+from archai_aml.store.base import Entity, Store
+from archai_aml.store.rules import as_float
 
 __all__ = ["ARTIFACTS", "FINAL_METRIC", "FullTrainingResult", "final_experiment_of", "train_pareto"]
 

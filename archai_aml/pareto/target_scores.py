@@ -25,14 +25,16 @@ from archai.discrete_search.api.archai_model import ArchaiModel
 
 from archai_aml.errors import ConfigError
 from archai_aml.evaluators.remote_benchmark import RemoteAzureBenchmarkEvaluator
-from archai_aml.store.base import Store, as_float
+from archai_aml.status_row import TARGET_F1_COLUMNS
+from archai_aml.store.base import Store
+from archai_aml.store.rules import as_float
 
 __all__ = ["TARGET_F1", "TargetScores", "target_experiment_of", "score_on_target"]
 
 log = logging.getLogger(__name__)
 
 #: The on-target F1 columns the issue asks for (``f1_onnx`` comes along).
-TARGET_F1 = ("f1_1k", "f1_10k", "f1_1k_f")
+TARGET_F1 = TARGET_F1_COLUMNS  # the status row's on-target F1 columns
 COPIED = {"f1_onnx": "f1_onnx", "f1_1k": "f1_1k", "f1_1k_f": "f1_1k_f", "f1_10k": "f1_10k",
           "mean": "target_mean_ms", "stdev": "target_stdev"}  # fmt: skip
 

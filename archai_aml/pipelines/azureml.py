@@ -1,6 +1,6 @@
 """Run pipeline jobs in an Azure ML workspace through ``azure.ai.ml.MLClient``.
 
-Credentials (:func:`azure_credential`): inside an Azure ML job that runs with the user's identity
+Credentials (:func:`archai_aml.azure_auth.azure_credential`, re-exported here): inside an Azure ML job that runs with the user's identity
 (``OBO_ENDPOINT`` is set, or the Spark OBO token provider), :class:`azure.ai.ml.identity.AzureMLOnBehalfOfCredential`;
 everywhere else :class:`azure.identity.DefaultAzureCredential` (environment, managed identity, Azure CLI...),
 with ``identity_client_id`` naming a user-assigned managed identity.
@@ -14,14 +14,13 @@ bounded time (``cancel_wait_s``, default :data:`CANCEL_WAIT_S`), saying when it 
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from archai_aml._optional import require
+from archai_aml.azure_auth import azure_credential, inside_azureml_job, ml_client
 from archai_aml.config import AzureMLConfig
 from archai_aml.errors import JobError, JobFailedError
 from archai_aml.pipelines.job_states import status_name
@@ -91,30 +90,6 @@ def cancel_job(ml_client: Any, name: str, *, wait_s: float = CANCEL_WAIT_S) -> b
     return True
 
 
-def inside_azureml_job(env: Mapping[str, str] | None = None) -> bool:
-    """Whether this process runs inside an Azure ML job that may use the on-behalf-of credential."""
-    env = os.environ if env is None else env
-    return bool(env.get("AZUREML_RUN_ID")) and bool(
-        env.get("OBO_ENDPOINT") or env.get("AZUREML_DATAPREP_TOKEN_PROVIDER") == "sparkobo"
-    )
-
-
-def azure_credential(client_id: str | None = None, env: Mapping[str, str] | None = None) -> Any:
-    """``AzureMLOnBehalfOfCredential`` inside an Azure ML job run as the user, else ``DefaultAzureCredential``."""
-    if inside_azureml_job(env):
-        require("azure.ai.ml", feature="authenticating to Azure")
-        from azure.ai.ml.identity import AzureMLOnBehalfOfCredential
-
-        log.info("using AzureMLOnBehalfOfCredential (inside an Azure ML job)")
-        return AzureMLOnBehalfOfCredential()
-    require("azure.identity", feature="authenticating to Azure")
-    from azure.identity import DefaultAzureCredential
-
-    if client_id:
-        return DefaultAzureCredential(managed_identity_client_id=client_id)
-    return DefaultAzureCredential()
-
-
 class AzureMLJobRunner:
     """A :class:`~archai_aml.pipelines.base.JobRunner` on an Azure ML workspace.
 
@@ -135,17 +110,7 @@ class AzureMLJobRunner:
 
     @classmethod
     def from_config(cls, aml: AzureMLConfig, credential: Any = None) -> AzureMLJobRunner:
-        require("azure.ai.ml", feature="AzureMLJobRunner (training on an Azure ML workspace)")
-        from azure.ai.ml import MLClient
-
-        ws = aml.workspace
-        client = MLClient(
-            credential=credential or azure_credential(aml.identity_client_id),
-            subscription_id=ws.subscription_id,
-            resource_group_name=ws.resource_group,
-            workspace_name=ws.workspace_name,
-        )
-        return cls(client)
+        return cls(ml_client(aml, credential, feature="AzureMLJobRunner (training on an Azure ML workspace)"))
 
     def submit(self, pipeline_job: Any, *, experiment_name: str) -> Any:
         try:

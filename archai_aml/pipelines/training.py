@@ -132,12 +132,14 @@ def store_config_of(store: Store | None, config: ArchaiAmlConfig) -> StoreConfig
 
 def _secret_values(store_config: StoreConfig) -> list[str]:
     values = []
-    if store_config.connection_string is not None:
-        cs = store_config.connection_string.get_secret_value()
+    connection_string = getattr(store_config, "connection_string", None)  # the backend's secrets, if any
+    sas_token = getattr(store_config, "sas_token", None)
+    if connection_string is not None:
+        cs = connection_string.get_secret_value()
         settings = parse_connection_string(cs)
         values += [cs, settings.account_key or "", settings.sas_token or ""]
-    if store_config.sas_token is not None:
-        values.append(store_config.sas_token.get_secret_value().lstrip("?"))
+    if sas_token is not None:
+        values.append(sas_token.get_secret_value().lstrip("?"))
     return [v for v in values if len(v) >= 8]
 
 

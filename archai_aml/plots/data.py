@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from archai_aml.plots.pareto import numeric, pareto_front
+from archai_aml.status_row import F1_PREFERENCE
 from archai_aml.store.base import Entity, Store
 
 __all__ = [
@@ -34,7 +35,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: F1 columns the runners write (on the ONNX model, on the target with 1k/10k images, float on target).
-F1_COLUMNS = ("f1_1k", "f1_10k", "f1_1k_f", "f1_onnx")
+F1_COLUMNS = F1_PREFERENCE  # the status row's F1 columns, the preferred first
 
 
 @dataclass

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from archai_aml.plots._figure import literal
-from archai_aml.store.base import Store, as_float
+from archai_aml.store.base import Store
+from archai_aml.store.rules import as_float
 
 __all__ = ["numeric", "pareto_front", "plot_experiment", "plot_pareto"]
 

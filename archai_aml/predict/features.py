@@ -1,6 +1,6 @@
 """Features of an ONNX graph for latency prediction.
 
-MACs, parameters and output shapes come from :func:`archai_aml.ort.info.onnx_model_info` (the same count the
+MACs, parameters and output shapes come from :func:`archai_aml.onnx.info.onnx_model_info` (the same count the
 runners write to the ``macs``/``params`` columns); this module groups them per operator kind and adds what a
 backend's tiling depends on: activation bytes (output elements x 4), kernel sizes, strides, channel counts
 and the smallest spatial size. Every feature is a plain count (a float); the predictor decides how to
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import onnx
 
-from archai_aml.ort.info import load_onnx, onnx_model_info
+from archai_aml.onnx.info import load_onnx, onnx_model_info
 
 __all__ = ["FEATURE_NAMES", "GROUPS", "graph_features"]
 

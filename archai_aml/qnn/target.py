@@ -21,7 +21,6 @@ Every HTP session has CPU fallback disabled; a node the HTP does not take fails 
 
 from __future__ import annotations
 
-import csv
 import logging
 import platform
 import shutil
@@ -38,7 +37,7 @@ from tqdm.auto import tqdm
 
 from archai_aml._optional import require
 from archai_aml.errors import TargetError
-from archai_aml.ort.info import load_onnx, onnx_model_info, write_layers_csv
+from archai_aml.onnx.info import load_onnx, onnx_model_info, write_layers_csv
 from archai_aml.qnn.prepare import CALIBRATION_METHODS, QUANT_TYPES, qnn_convert, qnn_quantize
 from archai_aml.qnn.session import context_files, htp_is_simulated, htp_session, is_context_model
 from archai_aml.targets.base import BenchmarkResult, ModelInfo, Target
@@ -240,9 +239,7 @@ class QnnTarget(Target):
         shape = [d if isinstance(d, int) and d > 0 else 1 for d in meta[0].shape]
         return meta[0].name, np.random.default_rng(self.seed).random(shape, dtype=np.float32)
 
-    def benchmark(
-        self, model_path: Path, *, iterations: int = 50, warmup: int = 5, samples_csv: Path | None = None
-    ) -> BenchmarkResult:
+    def benchmark(self, model_path: Path, *, iterations: int = 50, warmup: int = 5) -> BenchmarkResult:
         """Time ``iterations`` single inferences on the HTP after ``warmup`` untimed ones."""
         if iterations < 1 or warmup < 0:
             raise TargetError(f"iterations must be >= 1 and warmup >= 0, got {iterations} and {warmup}")
@@ -255,21 +252,12 @@ class QnnTarget(Target):
             start = time.perf_counter_ns()
             session.run(None, {name: x})
             samples.append((time.perf_counter_ns() - start) / 1e6)
-        csv_path = None
-        if samples_csv is not None:
-            csv_path = Path(samples_csv)
-            csv_path.parent.mkdir(parents=True, exist_ok=True)
-            with csv_path.open("w", newline="", encoding="utf-8") as f:
-                w = csv.writer(f)
-                w.writerow(["run", "latency_ms"])
-                w.writerows([i, f"{s:.6f}"] for i, s in enumerate(samples))
         simulated = htp_is_simulated()
         result = BenchmarkResult(
             mean_ms=statistics.fmean(samples),
             median_ms=statistics.median(samples),
             stdev_ms=statistics.stdev(samples) if len(samples) > 1 else 0.0,
             samples_ms=samples,
-            csv=csv_path,
             latency_simulated=simulated,
         )
         log.info(
@@ -280,7 +268,7 @@ class QnnTarget(Target):
 
     def source(self, step: str, model_path: Path) -> str:
         if step == "info":
-            return "archai-aml's count over the QDQ ONNX graph compiled for the HTP (archai_aml.ort.info)"
+            return "archai-aml's count over the QDQ ONNX graph compiled for the HTP (archai_aml.onnx.info)"
         if step == "f1" and not self.runs_on_htp(Path(model_path)):
             return f"onnxruntime {ort.__version__} CPUExecutionProvider (float model) on {platform.machine()}"
         where = "x86-64 emulator, simulated" if htp_is_simulated() else "Snapdragon HTP"
@@ -310,9 +298,9 @@ class QnnTarget(Target):
             raise TargetError("run_batch got no inputs")
         if not self.runs_on_htp(path):
             if self._cpu is None:
-                from archai_aml.ort.target import OrtCpuTarget
+                from archai_aml.targets import get_target
 
-                self._cpu = OrtCpuTarget(input_shape=self.input_shape, progress=False)
+                self._cpu = get_target("cpu", input_shape=self.input_shape, progress=False)
             return self._cpu.run_batch(path, x, batch_size=batch_size)
         session = self._session(path)
         meta = session.get_inputs()[0]

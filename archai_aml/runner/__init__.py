@@ -3,14 +3,12 @@ the device-usage table, and the Azure ML job that runs runners on a CPU cluster.
 
 from __future__ import annotations
 
-from archai_aml.runner.fixed_cost import FixedCostTarget
 from archai_aml.runner.queue import Capabilities, WorkItem, build_queue, items_for_row, parse_shape
 from archai_aml.runner.usage import record_usage, usage_store, utilization
 from archai_aml.runner.worker import Runner, RunnerSettings, alive_runners, runners_store
 
 __all__ = [
     "Capabilities",
-    "FixedCostTarget",
     "Runner",
     "RunnerSettings",
     "WorkItem",

@@ -108,10 +108,10 @@ def submit_runner_job(
         config, instances=instances, target=target, store_config=store_config, extra_args=extra_args
     )
     if ml_client is None:
-        from archai_aml.pipelines.azureml import AzureMLJobRunner
+        from archai_aml.azure_auth import ml_client as workspace_client
 
         assert config.aml is not None  # checked by build_runner_job
-        ml_client = AzureMLJobRunner.from_config(config.aml).ml_client
+        ml_client = workspace_client(config.aml)
     try:
         return ml_client.jobs.create_or_update(job, experiment_name=config.experiment_name)
     except Exception as exc:

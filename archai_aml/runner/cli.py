@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from archai_aml.errors import ConfigError
 from archai_aml.store import resolve_store_config
+from archai_aml.targets import get_target, target_from_config, target_settings
 from archai_aml.targets.base import Target
 
 if TYPE_CHECKING:
-    from archai_aml.runner.http_counter import HttpCounter
+    from archai_aml.config import TargetConfig
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +25,16 @@ log = logging.getLogger(__name__)
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("runner", help="process the benchmark queue of the status table (a runner)")
     p.add_argument(
-        "--target", required=False, help="target backend: cpu, qnn, snpe, aihub, or fixed[:cost=S,...]"
+        "--target",
+        required=False,
+        help="a registered target (cpu, qnn, snpe, aihub, fixed, or one a package registers), optionally "
+        "with options of its settings: NAME[:KEY=VALUE,...] (e.g. fixed:cost=0.5); default from config",
     )
+    p.add_argument(
+        "--target-option", action="append", default=[], metavar="KEY=VALUE",
+        help="a setting of the target over the config's target: section (qnn.workers=2, sdk_root=DIR, ...); "
+        "repeatable",
+    )  # fmt: skip
     p.add_argument("--experiment", help="experiment (partition of the status table); default from config")
     p.add_argument("--device", help="serial of the attached device; device work needs one on device targets")
     p.add_argument("--sdk-root", type=Path, help="snpe: the SNPE SDK folder (default: $SNPE_ROOT)")
@@ -72,46 +81,53 @@ def register(subparsers: Any) -> None:
     u.set_defaults(func=_usage)
 
 
+def parse_target_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """``name`` or ``name:key=value,key=value`` (``fixed:cost=0.5,quantize=2``): the target's name and
+    options over its ``target:`` settings."""
+    name, _, rest = spec.partition(":")
+    options = dict(
+        _key_value(part, f"--target {spec}") for part in filter(None, (p.strip() for p in rest.split(",")))
+    )
+    return name.strip(), options
+
+
+def runner_target_settings(config: Any, args: argparse.Namespace) -> TargetConfig:
+    """The settings of the runner's target: the ``target:`` section as the backend that ``--target`` names
+    (default: the section's own), with the spec's, ``--target-option``'s and the backend flags' options."""
+    name, options = parse_target_spec(args.target or config.target.name)
+    options.update(_key_value(o, "--target-option") for o in getattr(args, "target_option", None) or [])
+    options.update((f"qnn.{k}", v) for k, v in (_key_value(o, "--qnn-option") for o in args.qnn_option or []))
+    for flag, field in (("sdk_root", "sdk_root"), ("hub_device", "hub_device")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            options[field] = str(value)
+    return target_settings(config.target, name, options)
+
+
 def make_target(spec: str, **kwargs: Any) -> Target:
-    """A target from a command-line spec: ``fixed[:...]`` is the fixed-cost target, anything else a
-    registered backend (``cpu``, ``qnn``, ``snpe``)."""
-    if spec == "fixed" or spec.startswith("fixed:"):
-        from archai_aml.runner.fixed_cost import FixedCostTarget
+    """A target from a command-line spec, ``name`` or ``name:key=value,...`` (options of its settings), or
+    built with ``kwargs`` when given (``get_target(name, **kwargs)``)."""
+    name, options = parse_target_spec(spec)
+    if kwargs:
+        return get_target(name, **kwargs)
+    from archai_aml.config import TargetConfig
 
-        return FixedCostTarget.from_spec(spec)
-    from archai_aml.targets import get_target
-
-    return get_target(spec, **kwargs)
-
-
-def target_options(name: str, config: Any, args: argparse.Namespace, device: str | None) -> dict[str, Any]:
-    """The constructor options of target ``name`` from the ``target:`` section and the command line."""
-    tc = config.target
-    if name == "snpe":
-        return {
-            "sdk_root": getattr(args, "sdk_root", None) or tc.sdk_root,
-            "device": device,
-            "htp_socs": tc.htp_socs,
-        }
-    if name == "aihub":
-        return {"device": getattr(args, "hub_device", None) or tc.hub_device}
-    return {}
+    return target_from_config(target_settings(TargetConfig(), name, options))
 
 
 def _runner(args: argparse.Namespace) -> int:
     from archai_aml.runner.queue import subset_from_arg
 
     config, store_config = resolve_store_config(getattr(args, "config", None))
-    tc = config.target
     if args.submit:
         from archai_aml.runner.azureml import submit_runner_job
 
         job = submit_runner_job(config, instances=args.submit, target=args.target or "cpu")
         log.warning("submitted Azure ML job %s", getattr(job, "name", job))
         return 0
-    from archai_aml.runner.counting import CountingStore
     from archai_aml.runner.worker import Runner, RunnerSettings
     from archai_aml.store import open_store
+    from archai_aml.store.counting import CountingStore
 
     f1: tuple[int | None, ...] = (None, None, None)
     if args.f1_sizes:
@@ -141,21 +157,9 @@ def _runner(args: argparse.Namespace) -> int:
     )
     # resolved once, here: steps compare paths under it with resolved ones (a relative --working failed them)
     settings = dataclasses.replace(settings, working=Path(settings.working).expanduser().resolve())
-    from archai_aml.targets import target_kwargs
-
-    spec = args.target or tc.name
-    options = dict(_key_value(o, "--qnn-option") for o in args.qnn_option)
-    kwargs = target_kwargs(tc, spec, options)
-    kwargs.update(
-        target_options(spec, config, args, settings.device)
-    )  # the command line's snpe/aihub options
-    target = make_target(spec, **kwargs)
-    http: HttpCounter | None = None
-    if store_config.backend == "azure":  # azure-core is there only with the azure extra
-        from archai_aml.runner.http_counter import HttpCounter
-
-        http = HttpCounter()
-    store = CountingStore(open_store(store_config, **({"per_call_policies": [http]} if http else {})))
+    target = target_from_config(runner_target_settings(config, args), device=settings.device)
+    http = store_config.http_counter()  # the backend's HTTP request counter, where it has one
+    store = CountingStore(open_store(store_config, **({"http_counter": http} if http else {})))
     runner = Runner(store, target, settings)
     runner.outage.once_limit_s = args.once_give_up
     runner.install_signal_handlers()

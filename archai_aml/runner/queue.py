@@ -31,8 +31,10 @@ from datetime import datetime
 from typing import Any
 
 from archai_aml.errors import InvalidRowError
-from archai_aml.store.base import Entity, as_float
+from archai_aml.status_row import F1_COLUMNS as ROW_F1_COLUMNS
+from archai_aml.store.base import Entity
 from archai_aml.store.leases import lease_state, utcnow
+from archai_aml.store.rules import as_float
 
 __all__ = [
     "DEVICE_KINDS",
@@ -60,7 +62,7 @@ KINDS = ("convert", "benchmark", "f1_onnx", "f1_1k", "f1_1k_f", "f1_10k")
 #: Kinds that run on the target device (benchmarks and on-target F1 runs).
 DEVICE_KINDS = frozenset({"benchmark", "f1_1k", "f1_1k_f", "f1_10k"})
 #: The four F1 columns: a (non benchmark-only) row is complete when all are set.
-F1_COLUMNS = ("f1_onnx", "f1_1k", "f1_1k_f", "f1_10k")
+F1_COLUMNS = ROW_F1_COLUMNS  # the status row's F1 columns, in the order runners measure them
 #: Statuses a runner never picks up.
 DONE_STATUSES = ("complete", "error")
 

@@ -305,10 +305,10 @@ class ItemSteps:
         )
         target = self.target
         if prop == "f1_onnx":  # the float export on onnxruntime's CPU provider, wherever the runner is
-            from archai_aml.ort.target import OrtCpuTarget
+            from archai_aml.targets import get_target
 
             model = self._download(name, folder, MODEL_BLOB)
-            target = OrtCpuTarget(progress=False)  # one session for the whole test set
+            target = get_target("cpu", progress=False)  # one session for the whole test set
         elif prop == "f1_1k_f":
             model = self._model(holder, folder, CONVERTED_DIR)
         else:

@@ -35,10 +35,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from archai_aml.errors import TargetError
+from archai_aml.onnx.info import onnx_io
 from archai_aml.snpe.adb import AdbDevice
 from archai_aml.snpe.bench import bench_config, parse_bench_csv, run_snpe_bench
 from archai_aml.snpe.sdk import SnpeSdk, find_sdk
-from archai_aml.snpe.tools import DlcInfo, onnx_io, parse_dlc_info, run_tool
+from archai_aml.snpe.tools import DlcInfo, parse_dlc_info, run_tool
 from archai_aml.targets.base import BenchmarkResult, ModelInfo, Target
 
 __all__ = ["SnpeTarget"]

@@ -12,13 +12,12 @@ from __future__ import annotations
 import logging
 import subprocess
 from collections.abc import Sequence
-from pathlib import Path
 
 from archai_aml.errors import TargetError
 from archai_aml.snpe.dlc_info import DlcInfo, DlcLayer, parse_dlc_info
 from archai_aml.snpe.sdk import SnpeSdk
 
-__all__ = ["DlcInfo", "DlcLayer", "first_error_line", "onnx_io", "parse_dlc_info", "run_tool"]
+__all__ = ["DlcInfo", "DlcLayer", "first_error_line", "parse_dlc_info", "run_tool"]
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +47,3 @@ def run_tool(
     if proc.returncode != 0 or (success and not any(s in output for s in success)):
         raise TargetError(f"{name} failed (exit {proc.returncode}): {first_error_line(output)}")
     return output
-
-
-def onnx_io(onnx_path: Path) -> tuple[str, list[int], list[str]]:
-    """Name and dims of the model's single input (symbolic dims as 1) and its output names."""
-    import onnx
-
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    inits = {t.name for t in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in inits]
-    if len(inputs) != 1:
-        raise TargetError(
-            f"the snpe target converts models with one input; {onnx_path.name} has {len(inputs)}"
-        )
-    dims = [d.dim_value if d.dim_value > 0 else 1 for d in inputs[0].type.tensor_type.shape.dim]
-    return inputs[0].name, dims, [o.name for o in model.graph.output]

@@ -35,7 +35,7 @@ from archai_aml.steps.datastore import datastore_uri, split_store_path
 from archai_aml.steps.labels import npy_to_record, write_jsonl
 from archai_aml.steps.settings import StepSettings, env_field, run_cli
 from archai_aml.store import Store, open_store, resolve_store_config, store_config_from_env
-from archai_aml.store.base import safe_blob_path
+from archai_aml.store.rules import safe_blob_path
 
 __all__ = ["DataLoaderSettings", "LoadResult", "load_archive", "main", "redact_url"]
 
@@ -162,7 +162,9 @@ def open_data_store(settings: DataLoaderSettings) -> Store:
     if settings.store_config is not None:
         _, config = resolve_store_config(settings.store_config)
     elif settings.storage_connection_string is not None:
-        config = StoreConfig(backend="azure", connection_string=settings.storage_connection_string)
+        config = StoreConfig.model_validate(
+            {"backend": "azure", "connection_string": settings.storage_connection_string}
+        )
     else:
         config = store_config_from_env() or StoreConfig()
     if settings.storage_container:

@@ -14,7 +14,8 @@ from pathlib import Path, PurePosixPath
 from archai_aml.config import StoreConfig
 from archai_aml.errors import ConfigError, DatasetError
 from archai_aml.store import store_config_from_env
-from archai_aml.store.base import check_blob_name, safe_blob_path
+from archai_aml.store.embedded.settings import EmbeddedStoreConfig
+from archai_aml.store.rules import check_blob_name, safe_blob_path
 
 __all__ = ["datastore_uri", "local_datastore_folder", "resolve_local", "split_store_path"]
 
@@ -45,7 +46,7 @@ def split_store_path(path: str) -> tuple[str, str, str | None]:
 def local_datastore_folder(store_config: StoreConfig | None = None) -> Path:
     """The folder a datastore URI's path is relative to on this machine: the embedded store's container."""
     config = store_config or store_config_from_env() or StoreConfig()
-    if config.backend != "embedded":
+    if not isinstance(config, EmbeddedStoreConfig):
         raise ConfigError(
             "datastore URIs resolve to local files only with the embedded store: set ARCHAI_AML_STORE to its "
             "folder, or pass local folders instead of azureml:// URIs"

@@ -28,7 +28,7 @@ import numpy as np
 import yaml
 
 from archai_aml.errors import DatasetError
-from archai_aml.store.base import safe_blob_path
+from archai_aml.store.rules import safe_blob_path
 
 __all__ = [
     "ANNOTATIONS",

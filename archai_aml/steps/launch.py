@@ -17,6 +17,7 @@ from pathlib import Path
 
 from archai_aml.config import StoreConfig
 from archai_aml.store import job_environment, store_config_from_env
+from archai_aml.store.embedded.settings import EmbeddedStoreConfig
 
 __all__ = ["absolute_tracking_uri", "launch_environment"]
 
@@ -45,7 +46,7 @@ def launch_environment(env: Mapping[str, str] | None = None, cwd: str | Path | N
     env = os.environ if env is None else env
     base = Path(cwd if cwd is not None else os.getcwd()).resolve()
     config = store_config_from_env(env) or StoreConfig()
-    if config.backend == "embedded" and not Path(config.path).expanduser().is_absolute():
+    if isinstance(config, EmbeddedStoreConfig) and not Path(config.path).expanduser().is_absolute():
         config = config.model_copy(update={"path": base / Path(config.path)})
     result = job_environment(config, include_secrets=True)
     result["MLFLOW_TRACKING_URI"] = absolute_tracking_uri(env.get("MLFLOW_TRACKING_URI"), base)

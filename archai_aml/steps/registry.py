@@ -371,7 +371,7 @@ class RegistrySettings(StepSettings):
             )
         from azure.ai.ml import MLClient
 
-        from archai_aml.pipelines.azureml import azure_credential
+        from archai_aml.azure_auth import azure_credential
 
         return MLClient(
             credential=azure_credential(self.identity_client_id),

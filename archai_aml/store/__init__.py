@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +11,10 @@ from pydantic import SecretStr, ValidationError
 
 from archai_aml.config import ArchaiAmlConfig, StoreConfig, load_config
 from archai_aml.errors import ConfigError
-from archai_aml.store.base import BlobInfo, Entity, Store, Value, safe_blob_path
+from archai_aml.plugins import STORES
+from archai_aml.store.base import BlobInfo, Entity, Store, Value
 from archai_aml.store.leases import Lease, LeaseManager
+from archai_aml.store.rules import safe_blob_path
 
 __all__ = [
     "BlobInfo",
@@ -21,7 +23,9 @@ __all__ = [
     "LeaseManager",
     "Store",
     "Value",
+    "available_stores",
     "open_store",
+    "register_store",
     "resolve_store_config",
     "safe_blob_path",
     "store_config_from_env",
@@ -77,21 +81,30 @@ def _config_from_env(env: Mapping[str, str], overrides: Mapping[str, Any]) -> St
         names["container_name"] = env[ENV_CONTAINER]
     names.update(overrides)
     if names:
-        StoreConfig(**names)  # a bad name is reported (naming its variable) even when no store is set
+        StoreConfig.model_validate(
+            names
+        )  # a bad name is reported (naming its variable) even when no store is set
     value = env.get(ENV_STORE) or env.get(ENV_ANCHOR)
     if value:
         if "=" in value:
-            return StoreConfig(backend="azure", connection_string=SecretStr(value), **names)
-        return StoreConfig(backend="embedded", path=Path(value), **names)
+            return _store({"backend": "azure", "connection_string": SecretStr(value), **names})
+        return _store({"backend": "embedded", "path": Path(value), **names})
     if env.get(ENV_TABLE_URL) and env.get(ENV_BLOB_URL):
-        return StoreConfig(
-            backend="azure",
-            table_url=env[ENV_TABLE_URL],
-            blob_url=env[ENV_BLOB_URL],
-            managed_identity_client_id=env.get(ENV_CLIENT_ID) or None,
-            **names,
+        return _store(
+            {
+                "backend": "azure",
+                "table_url": env[ENV_TABLE_URL],
+                "blob_url": env[ENV_BLOB_URL],
+                "managed_identity_client_id": env.get(ENV_CLIENT_ID) or None,
+                **names,
+            }
         )
     return None
+
+
+def _store(data: Mapping[str, Any]) -> StoreConfig:
+    config: StoreConfig = STORES.validate(data)  # type: ignore[assignment]
+    return config
 
 
 def resolve_store_config(config_file: str | os.PathLike[str] | None) -> tuple[ArchaiAmlConfig, StoreConfig]:
@@ -126,45 +139,44 @@ def job_environment(
 
 def _store_environment(config: StoreConfig, include_secrets: bool) -> dict[str, str]:
     env = {ENV_TABLE: config.table_name, ENV_CONTAINER: config.container_name}
-    if config.backend == "embedded":
-        env[ENV_STORE] = str(Path(config.path).resolve())
-        return env
-    if include_secrets and config.connection_string is not None:
-        env[ENV_STORE] = config.connection_string.get_secret_value()
-        return env
-    if config.account_name or (config.table_url and config.blob_url):
-        table_url, blob_url = config.resolved_urls()
-        env[ENV_TABLE_URL] = table_url
-        env[ENV_BLOB_URL] = blob_url
-        if config.managed_identity_client_id:
-            env[ENV_CLIENT_ID] = config.managed_identity_client_id
+    env.update(_settings(config).job_environment(include_secrets))
     return env
+
+
+def _settings(config: StoreConfig | None) -> StoreConfig:
+    """``config`` as the model of the backend it names (a plain ``StoreConfig`` is validated again)."""
+    if config is None:
+        return StoreConfig()
+    if type(config) is StoreConfig:
+        return STORES.validate(config)  # type: ignore[return-value]
+    return config
+
+
+def register_store(
+    name: str, factory: str | Callable[..., Store] | None = None, *, settings: type[StoreConfig] | None = None
+) -> None:
+    """Register a store backend under ``name`` (``store: {backend: name}``): its ``factory`` (called with
+    ``config=<its settings>`` and :func:`open_store`'s keyword arguments, unless ``settings`` overrides
+    :meth:`~archai_aml.config.StoreConfig.factory_kwargs`) and/or its ``settings`` model (a
+    :class:`~archai_aml.config.StoreConfig` subclass). Installed packages use the ``archai_aml.stores``
+    entry-point group instead (docs/architecture.md)."""
+    STORES.register(name, factory, settings=settings)
+
+
+def available_stores() -> list[str]:
+    """The registered store backends."""
+    return STORES.names()
 
 
 def open_store(config: StoreConfig | None = None, **kwargs: Any) -> Store:
     """Open the store a configuration names (the embedded default when ``config`` is None).
 
-    Extra keyword arguments go to the backend (for Azure, e.g. ``per_call_policies``).
+    Extra keyword arguments go to the backend (for Azure, e.g. ``per_call_policies``; for any backend
+    whose settings offer one, ``http_counter=config.http_counter()``).
     """
-    config = config or StoreConfig()
-    store: Store
-    if config.backend == "embedded":
-        from archai_aml.store.embedded import EmbeddedStore
-
-        store = EmbeddedStore(
-            config.path,
-            table_name=config.table_name,
-            container_name=config.container_name,
-            max_concurrency=config.max_concurrency,
-            **{"progress": config.progress, **kwargs},
-        )
-    else:
-        from archai_aml._optional import require
-
-        require("azure.data.tables", feature="the azure store backend")
-        require("azure.storage.blob", feature="the azure store backend")
-        from archai_aml.store.azure import AzureStore
-
-        store = AzureStore.from_config(config, **kwargs)
+    config = _settings(config)
+    store = config.create(**kwargs)
+    if not isinstance(store, Store):
+        raise ConfigError(f"the factory of store backend {config.backend!r} did not return a Store")
     store.config = config  # lets callers describe this store to jobs (job_environment)
     return store

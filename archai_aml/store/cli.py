@@ -16,16 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from archai_aml.errors import ConcurrencyError, InvalidNameError, StoreError
+from archai_aml.status_row import HIDDEN_COLUMNS, status_columns
 from archai_aml.store import LeaseManager, Store, open_store, resolve_store_config
-from archai_aml.store.base import key_problem, user_columns
 from archai_aml.store.leases import lease_state
+from archai_aml.store.rules import key_problem, user_columns
 
 log = logging.getLogger(__name__)
 
 #: Columns that ``reset`` keeps (besides the --except ones); everything else is a result and is cleared.
 KEPT_BY_RESET = ("status", "priority", "model_date")
 #: Columns ``status`` hides unless asked for with --columns.
-HIDDEN = ("lease_token", "_version", "_timestamp", "partition")
+HIDDEN = HIDDEN_COLUMNS
 
 
 # ------------------------------------------------------------------------------------------- plumbing
@@ -101,15 +102,9 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
 
 
 def table_columns(rows: Iterable[dict[str, Any]], wanted: Sequence[str] | None = None) -> list[str]:
-    """``wanted``, or name, status, then every other column in first-seen order (internal ones hidden)."""
-    if wanted:
-        return list(wanted)
-    columns = ["name", "status"]
-    for row in rows:
-        for key in row:
-            if key not in columns and key not in HIDDEN:
-                columns.append(key)
-    return columns
+    """``wanted``, or name, status, then the status row's known columns in its order, then the others in
+    first-seen order (internal ones hidden): :func:`archai_aml.status_row.status_columns`."""
+    return status_columns(rows, wanted)
 
 
 # -------------------------------------------------------------------------------------------- verbs

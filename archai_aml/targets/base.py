@@ -8,8 +8,9 @@ the embedded default; QNN (onnxruntime-qnn HTP, :mod:`archai_aml.qnn`) and SNPE 
 from __future__ import annotations
 
 import abc
+import csv
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,17 @@ class BenchmarkResult:
     samples_ms: list[float] = field(default_factory=list)
     csv: Path | None = None
     latency_simulated: bool = False
+
+    def write_samples_csv(self, path: Path) -> BenchmarkResult:
+        """Write one row per run (``run``, ``latency_ms``) to ``path``; returns this result with ``csv`` set
+        to it (the runner uploads a result's CSV beside the model)."""
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["run", "latency_ms"])
+            writer.writerows([i, f"{s:.6f}"] for i, s in enumerate(self.samples_ms))
+        return replace(self, csv=out)
 
 
 class Target(abc.ABC):

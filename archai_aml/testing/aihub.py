@@ -275,7 +275,7 @@ class FakeHub:
         options: str = "",
         project: Any = None,
     ) -> FakeJob:
-        from archai_aml.ort.quantize import quantize_qdq
+        from archai_aml.onnx.quantize import quantize_qdq
 
         data = self._bytes(model)
         (input_name,) = [i.name for i in self._session(data).get_inputs()]

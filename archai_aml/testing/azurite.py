@@ -218,12 +218,15 @@ class Azurite:
 
     def store_config(self, table_name: str = "status", container_name: str = "models") -> StoreConfig:
         """An azure :class:`StoreConfig` on this Azurite (connection-string form)."""
-        return StoreConfig(
-            backend="azure",
-            connection_string=SecretStr(self.connection_string),
-            table_name=table_name,
-            container_name=container_name,
+        config: StoreConfig = StoreConfig.model_validate(
+            {
+                "backend": "azure",
+                "connection_string": SecretStr(self.connection_string),
+                "table_name": table_name,
+                "container_name": container_name,
+            }
         )
+        return config
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

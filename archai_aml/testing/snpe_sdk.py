@@ -27,7 +27,7 @@ os.environ.setdefault("FAKE_ADB_DEVICES", {devices!r})
 os.environ["FAKE_SNPE_GENERATION"] = {generation!r}  # the SDK these tools belong to
 {entry}
 """
-_TOOL_ENTRY = "from archai_aml.testing.snpe_sdk_tools import main\nsys.exit(main({tool!r}, sys.argv[1:]))"
+_TOOL_ENTRY = "from archai_aml.testing.snpe_sdk_main import main\nsys.exit(main({tool!r}, sys.argv[1:]))"
 # adb is called often: it imports only the standard library
 _ADB_ENTRY = "from archai_aml.testing.snpe_sdk_adb import adb_main\nsys.exit(adb_main(sys.argv[1:]))"
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["main"]
+__all__ = ["ToolError", "read_dlc"]
 
 # https://apigwx-aws.qualcomm.com/qsc/public/v1/api/download/software/sdks/Qualcomm_AI_Runtime_Community/All/
 # 2.39.0.250926/v2.39.0.250926.zip:.../qairt/2.39.0.250926/docs/SNPE/html/general/ (QAIRT 2.39 SNPE docs):
@@ -181,7 +181,7 @@ def onnx_to_dlc(argv: list[str]) -> int:
 
 def dlc_quant(argv: list[str], prog: str) -> int:
     """``snpe-dlc-quant`` (2.x) / ``snpe-dlc-quantize`` (1.x) (tools_model_preparation.html)."""
-    from archai_aml.ort.quantize import quantize_qdq
+    from archai_aml.onnx.quantize import quantize_qdq
 
     p = argparse.ArgumentParser(prog=prog)
     p.add_argument("--input_dlc", required=True)
@@ -277,7 +277,7 @@ def dlc_info(argv: list[str]) -> int:
     """
     import onnx
 
-    from archai_aml.ort.info import onnx_model_info
+    from archai_aml.onnx.info import onnx_model_info
 
     p = argparse.ArgumentParser(prog="snpe-dlc-info")
     p.add_argument("-i", "--input_dlc", required=True)
@@ -402,15 +402,3 @@ _TOOLS = {
     "snpe-dlc-graph-prepare": graph_prepare,
     "snpe-dlc-info": dlc_info,
 }
-
-
-def main(tool: str, argv: list[str]) -> int:
-    """Entry point of the test SDK's executables."""
-    from archai_aml.testing.snpe_sdk_device import net_run, snpe_bench
-
-    tools = {**_TOOLS, "snpe-net-run": net_run, "snpe_bench.py": snpe_bench}
-    try:
-        return tools[tool](argv)
-    except ToolError as exc:
-        print(f"[ERROR] {exc}", file=sys.stderr)
-        return 1

@@ -1,10 +1,10 @@
 """A target whose latency is a known function of the model's work: for the latency-predictor tests.
 
 :class:`WorkLatencyTarget` is a real :class:`~archai_aml.targets.base.Target` (a
-:class:`~archai_aml.runner.fixed_cost.FixedCostTarget` that costs no time): the runner converts, counts and
+:class:`~archai_aml.testing.fixed_cost.FixedCostTarget` that costs no time): the runner converts, counts and
 benchmarks with it as with any other target, but the latency it reports is
 ``scale * (overhead_ms + ms_per_mmac * MACs / 1e6)``, the MACs counted by
-:func:`archai_aml.ort.info.onnx_model_info`. A test can then say what a good prediction is, and change
+:func:`archai_aml.onnx.info.onnx_model_info`. A test can then say what a good prediction is, and change
 ``scale`` mid-search to stand for a device whose timings drift (a firmware update, thermal throttling).
 """
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from archai_aml.ort.info import onnx_model_info
-from archai_aml.runner.fixed_cost import FixedCostTarget
+from archai_aml.onnx.info import onnx_model_info
 from archai_aml.targets.base import BenchmarkResult
+from archai_aml.testing.fixed_cost import FixedCostTarget
 
 __all__ = ["WorkLatencyTarget"]
 

@@ -44,7 +44,8 @@ from archai_aml.errors import (
     StoreError,
 )
 from archai_aml.store import Store, open_store, store_config_from_env
-from archai_aml.store.base import RESERVED_KEYS, Entity, check_column
+from archai_aml.store.base import Entity
+from archai_aml.store.rules import RESERVED_KEYS, check_column
 from archai_aml.training.checkpoint import Continuation
 
 __all__ = [

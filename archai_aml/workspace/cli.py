@@ -29,9 +29,9 @@ _WORDS = {
 
 def make_ml_client(aml: AzureMLConfig) -> Any:
     """The ``MLClient`` of the workspace, with the same credential logic as the pipelines' job runner."""
-    from archai_aml.pipelines.azureml import AzureMLJobRunner
+    from archai_aml.azure_auth import ml_client
 
-    return AzureMLJobRunner.from_config(aml).ml_client
+    return ml_client(aml)
 
 
 def _out(text: str = "") -> None:

@@ -268,11 +268,11 @@ def environment_reference(env: EnvironmentConfig, *, root: Path | None = None) -
 # ------------------------------------------------------------------------------------------- planning
 def plan_environment(ml_client: Any, env: EnvironmentConfig, *, root: Path | None = None) -> Any:
     """The setup plan item of the environment: ``exists`` (reused), ``create`` or ``differs``."""
-    from archai_aml.workspace.setup import ResourcePlan, _lookup
+    from archai_aml.workspace.plan import ResourcePlan, lookup
 
     if not env.version:
         build = prepare_environment(env, root=root)
-        existing = _lookup(
+        existing = lookup(
             ml_client.environments.get, f"environment {build.reference}", env.name, build.version
         )
         if existing is None:
@@ -291,7 +291,7 @@ def plan_environment(ml_client: Any, env: EnvironmentConfig, *, root: Path | Non
 
     conda = conda_dict(Path(env.conda_file)) if env.conda_file is not None else None
     reference = f"{env.name}:{env.version}"
-    existing = _lookup(ml_client.environments.get, f"environment {reference}", env.name, env.version)
+    existing = lookup(ml_client.environments.get, f"environment {reference}", env.name, env.version)
     if existing is None:
         entity = Environment(
             name=env.name,

@@ -23,17 +23,19 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlparse
 
 from tqdm import tqdm
 
 from archai_aml.config import ArchaiAmlConfig, AzureMLConfig, ClusterConfig, StoreConfig
 from archai_aml.errors import ConfigError, WorkspaceError
+from archai_aml.store.azure.settings import AzureStoreConfig
 from archai_aml.store.connection import DEV_ACCOUNT, parse_connection_string
 from archai_aml.workspace.environment import plan_environment
+from archai_aml.workspace.plan import ResourcePlan, lookup
 from archai_aml.workspace.roles import BLOB_ROLE, CREATE_ROLES, TABLE_ROLE, role_instructions
 from archai_aml.workspace.vm_sizes import retirement_warning
 
@@ -50,28 +52,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-Action = Literal["exists", "create", "differs", "conflict", "blocked"]
-
-
-@dataclass
-class ResourcePlan:
-    """What setup does (or did) about one resource.
-
-    ``exists``: found and matching; ``create``: missing, will be (or was) created; ``differs``: found with
-    other settings, left alone with a warning; ``conflict``: found pointing elsewhere, setup refuses;
-    ``blocked``: cannot be planned (the message says what to configure).
-    """
-
-    kind: str
-    name: str
-    action: Action
-    detail: str
-    entity: Any = field(default=None, repr=False)
-    #: What pipelines reference (``name:version`` for the environment), when known.
-    reference: str | None = None
-    #: What the user should know before this resource is used (a retired VM size).
-    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -92,33 +72,13 @@ class WorkspaceResources:
         return f"azureml://datastores/{self.models_datastore}/paths/{experiment}"
 
 
-# ------------------------------------------------------------------------------------------- helpers
-def _not_found(exc: BaseException) -> bool:
-    from azure.core.exceptions import ResourceNotFoundError
-
-    return isinstance(exc, ResourceNotFoundError)
-
-
-def _lookup(get: Any, what: str, *args: Any, **kwargs: Any) -> Any | None:
-    """``get(...)``, None when the workspace says it does not exist; other failures are WorkspaceErrors."""
-    try:
-        return get(*args, **kwargs)
-    except Exception as exc:
-        if _not_found(exc):
-            return None
-        raise WorkspaceError(
-            f"could not look up {what} in the Azure ML workspace: {exc}; check the aml.workspace names and "
-            "that you may read the workspace (az login, role AzureML Data Scientist or Contributor)"
-        ) from exc
-
-
 def storage_account(store_config: StoreConfig | None) -> tuple[str, str] | None:
     """(account name, endpoint suffix) of an Azure store, read from its non-secret parts; None if unknown.
 
     The suffix is ``core.windows.net`` unless the blob URL or connection string says otherwise (sovereign
     clouds). Azurite / development storage has no Azure account and yields None.
     """
-    if store_config is None or store_config.backend != "azure":
+    if not isinstance(store_config, AzureStoreConfig):
         return None
     suffix = "core.windows.net"
     account = store_config.account_name
@@ -157,7 +117,7 @@ def _identity_ids(identity: Any) -> set[str]:
 def plan_cluster(ml_client: Any, cluster: ClusterConfig, aml: AzureMLConfig) -> ResourcePlan:
     from azure.ai.ml.entities import AmlCompute
 
-    existing = _lookup(ml_client.compute.get, f"compute cluster {cluster.name!r}", cluster.name)
+    existing = lookup(ml_client.compute.get, f"compute cluster {cluster.name!r}", cluster.name)
     warnings = [w for w in [retirement_warning(cluster.size, what=f"compute {cluster.name}")] if w]
     if existing is None:
         entity = AmlCompute(
@@ -204,7 +164,7 @@ def plan_datastore(
 ) -> ResourcePlan:
     from azure.ai.ml.entities import AzureBlobDatastore
 
-    existing = _lookup(ml_client.datastores.get, f"datastore {name!r}", name)
+    existing = lookup(ml_client.datastores.get, f"datastore {name!r}", name)
     if existing is None:
         if account is None:
             return ResourcePlan(
@@ -395,7 +355,7 @@ def upload_dataset(
     if not folder.is_dir():
         raise WorkspaceError(f"data folder {folder} does not exist or is not a folder")
     reference = f"azureml:{name}:{version}"
-    if _lookup(ml_client.data.get, f"data asset {name}:{version}", name=name, version=version) is not None:
+    if lookup(ml_client.data.get, f"data asset {name}:{version}", name=name, version=version) is not None:
         log.info("data asset %s:%s exists, not uploaded again", name, version)
         return reference
     if dry_run:

@@ -9,7 +9,7 @@ The weights (``model.pt``) and ArchConfig (``arch.json``) come from files, or fr
 ``--input-shape``, default ``target.input_shape``; ``--dynamic-batch``) is loaded in onnxruntime and its
 outputs compared with PyTorch's on random inputs (``--rtol``/``--atol``); the script exits 1 if they differ.
 Resumable: an existing ``--to`` file that passes the check is kept (``--force`` exports again).
-The library does the work: :mod:`archai_aml.pareto.export`.
+The library does the work: :mod:`archai_aml.onnx.export`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from _script import add_common, load, setup_logging  # noqa: E402
 from search_space import load_model  # noqa: E402
 
 from archai_aml.errors import ConfigError  # noqa: E402
-from archai_aml.pareto.export import ExportCheckError, check_onnx, export_onnx, load_state_dict  # noqa: E402
+from archai_aml.onnx.export import ExportCheckError, check_onnx, export_onnx, load_state_dict  # noqa: E402
 from archai_aml.store import open_store  # noqa: E402
 
 

@@ -18,15 +18,11 @@ import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from archai_aml.errors import ConfigError, TargetError
 from archai_aml.targets.base import BenchmarkResult, ModelInfo, Target
-
-if TYPE_CHECKING:
-    from archai_aml.ort.target import OrtCpuTarget
 
 __all__ = ["FixedCostTarget", "tiny_model_bytes"]
 
@@ -80,7 +76,7 @@ class FixedCostTarget(Target):
             "batch": cost if batch is None else batch,
         }
         self.journal = Path(journal) if journal else None
-        self._ort: OrtCpuTarget | None = None  # runs the batches (its session is kept between calls)
+        self._ort: Target | None = None  # runs the batches (its session is kept between calls)
         import onnx  # noqa: F401 - imported once here (runner start-up), not inside the first timed item
 
     @classmethod
@@ -172,11 +168,11 @@ class FixedCostTarget(Target):
         )
 
     def run_batch(self, model_path: Path, inputs: np.ndarray, *, batch_size: int = 1) -> np.ndarray:
-        from archai_aml.ort.target import OrtCpuTarget
+        from archai_aml.targets import get_target
 
         self._work("batch", model_path)
         if self._ort is None:
-            self._ort = OrtCpuTarget(progress=False)
+            self._ort = get_target("cpu", progress=False)
         return self._ort.run_batch(model_path, inputs, batch_size=batch_size)
 
     def close(self) -> None:

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from archai_aml.errors import StoreError
-from archai_aml.store.embedded_blobs import EmbeddedBlobSide
-from archai_aml.store.embedded_codec import decode_value, encode_value
-from archai_aml.store.embedded_fs import DB_FILE, _writable, os_error
-from archai_aml.store.embedded_sqlite import _CONTAINER_NAME, _TABLE_NAME, EmbeddedTableSide
+from archai_aml.store.embedded.blobs import EmbeddedBlobSide
+from archai_aml.store.embedded.codec import decode_value, encode_value
+from archai_aml.store.embedded.fs import DB_FILE, _writable, os_error
+from archai_aml.store.embedded.sqlite import _CONTAINER_NAME, _TABLE_NAME, EmbeddedTableSide
 
 __all__ = ["DB_FILE", "EmbeddedStore", "decode_value", "encode_value", "os_error"]
 

@@ -22,8 +22,8 @@ from azure.data.tables import TableClient
 from azure.storage.blob import ContainerClient
 
 from archai_aml.errors import StoreError
+from archai_aml.store.azure.retry import ResponseLostError
 from archai_aml.store.base import Store
-from archai_aml.store.retry import ResponseLostError
 
 log = logging.getLogger("archai_aml.store.azure")
 

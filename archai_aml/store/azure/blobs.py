@@ -16,9 +16,11 @@ from azure.core.exceptions import (
 from azure.storage.blob import ContentSettings
 
 from archai_aml.errors import BlobExistsError, StoreError
-from archai_aml.store.azure_base import AzureBase
-from archai_aml.store.base import (
-    BlobInfo,
+from archai_aml.store.azure.base import AzureBase
+from archai_aml.store.base import BlobInfo
+from archai_aml.store.parallel import run_parallel
+from archai_aml.store.progress import TransferProgress
+from archai_aml.store.rules import (
     blob_conflicts,
     check_blob_name,
     check_key,
@@ -28,8 +30,6 @@ from archai_aml.store.base import (
     safe_blob_path,
     upload_plan,
 )
-from archai_aml.store.parallel import run_parallel
-from archai_aml.store.progress import TransferProgress
 
 T = TypeVar("T")
 

@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from archai_aml.errors import BlobExistsError
-from archai_aml.store.base import (
-    BlobInfo,
+from archai_aml.store.base import BlobInfo
+from archai_aml.store.embedded.fs import _CHUNK, EmbeddedBase, os_error
+from archai_aml.store.parallel import run_parallel
+from archai_aml.store.progress import TransferProgress
+from archai_aml.store.rules import (
     blob_conflicts,
     check_key,
     conflict_error,
@@ -21,9 +24,6 @@ from archai_aml.store.base import (
     safe_blob_path,
     upload_plan,
 )
-from archai_aml.store.embedded_fs import _CHUNK, EmbeddedBase, os_error
-from archai_aml.store.parallel import run_parallel
-from archai_aml.store.progress import TransferProgress
 
 log = logging.getLogger("archai_aml.store.embedded")
 

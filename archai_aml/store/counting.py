@@ -1,6 +1,6 @@
-"""Request counting (for ``--stats`` and the fleet benchmark): :class:`CountingStore` counts the calls of
-the store protocol; :class:`~archai_aml.runner.http_counter.HttpCounter` counts the HTTP requests an Azure
-store really sends."""
+"""Request counting of any store (for ``--stats`` and the fleet benchmark): :class:`CountingStore`
+counts the calls of the store protocol; :class:`~archai_aml.store.azure.http_counter.HttpCounter` counts
+the HTTP requests an Azure store really sends."""
 
 from __future__ import annotations
 

@@ -17,8 +17,8 @@ from azure.core.exceptions import (
 from azure.data.tables import UpdateMode
 
 from archai_aml.errors import ConcurrencyError, EntityExistsError, StoreError
-from archai_aml.store.azure_base import AzureBase
-from archai_aml.store.azure_codec import (
+from archai_aml.store.azure.base import AzureBase
+from archai_aml.store.azure.codec import (
     MAX_FILTER_COMPARISONS,
     RESULTS_PER_PAGE,
     _entity_from_table,
@@ -28,16 +28,9 @@ from archai_aml.store.azure_codec import (
     odata_filter,
     odata_literal,
 )
-from archai_aml.store.base import (
-    RESERVED_KEYS,
-    Entity,
-    Value,
-    as_set,
-    check_column_count,
-    check_key,
-    user_columns,
-)
-from archai_aml.store.retry import answer_lost, recover_cas
+from archai_aml.store.azure.retry import answer_lost, recover_cas
+from archai_aml.store.base import Entity, Value
+from archai_aml.store.rules import RESERVED_KEYS, as_set, check_column_count, check_key, user_columns
 
 
 class AzureTableSide(AzureBase):

@@ -18,22 +18,16 @@ from archai_aml.errors import (
     StoreError,
     StoreFullError,
 )
-from archai_aml.store.base import (
-    Entity,
-    Value,
-    as_set,
-    check_column_count,
-    check_key,
-    user_columns,
-)
-from archai_aml.store.embedded_codec import (
+from archai_aml.store.base import Entity, Value
+from archai_aml.store.embedded.codec import (
     _decode_columns,
     _encode_columns,
     _format_datetime,
     _parse_datetime,
     encode_value,
 )
-from archai_aml.store.embedded_fs import EmbeddedBase
+from archai_aml.store.embedded.fs import EmbeddedBase
+from archai_aml.store.rules import as_set, check_column_count, check_key, user_columns
 
 T = TypeVar("T")
 

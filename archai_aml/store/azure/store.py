@@ -43,18 +43,19 @@ from azure.data.tables import TableClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from archai_aml.config import StoreConfig
-from archai_aml.store.azure_base import PooledTransport, RedactSasFilter, _strip_query, install_log_redaction
-from archai_aml.store.azure_blobs import AzureBlobSide
-from archai_aml.store.azure_codec import odata_filter, odata_literal
-from archai_aml.store.azure_table import AzureTableSide
-from archai_aml.store.connection import ConnectionSettings, parse_connection_string
-from archai_aml.store.retry import (
+from archai_aml.store.azure.base import PooledTransport, RedactSasFilter, _strip_query, install_log_redaction
+from archai_aml.store.azure.blobs import AzureBlobSide
+from archai_aml.store.azure.codec import odata_filter, odata_literal
+from archai_aml.store.azure.retry import (
     DEFAULT_RETRY_BACKOFF,
     DEFAULT_RETRY_BACKOFF_MAX,
     DEFAULT_RETRY_TOTAL,
     BlobRetry,
     RetryingTableClient,
 )
+from archai_aml.store.azure.settings import AzureStoreConfig
+from archai_aml.store.azure.table import AzureTableSide
+from archai_aml.store.connection import ConnectionSettings, parse_connection_string
 
 __all__ = [
     "AzureStore",
@@ -129,7 +130,7 @@ class AzureStore(AzureTableSide, AzureBlobSide):
         read_timeout: float = 60.0,
         per_call_policies: Sequence[Any] | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(table client kwargs, blob client kwargs): the retry policies of :mod:`archai_aml.store.retry`
+        """(table client kwargs, blob client kwargs): the retry policies of :mod:`archai_aml.store.azure.retry`
         and the caller's policies.
 
         The table client takes ``per_call_policies`` as they are. The blob SDK ignores that argument, so
@@ -263,7 +264,7 @@ class AzureStore(AzureTableSide, AzureBlobSide):
         )
 
     @classmethod
-    def from_config(cls, config: StoreConfig, **kwargs: Any) -> AzureStore:
+    def from_config(cls, config: AzureStoreConfig, **kwargs: Any) -> AzureStore:
         """The store a :class:`StoreConfig` (backend ``azure``) describes.
 
         Keyword arguments: ``per_call_policies`` (azure-core policies added to both clients, e.g. to count

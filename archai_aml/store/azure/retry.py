@@ -34,7 +34,8 @@ from azure.data.tables._policies import TablesRetryPolicy
 from azure.storage.blob import ExponentialRetry
 
 from archai_aml.errors import ConcurrencyError, StoreError
-from archai_aml.store.base import Entity, to_utc, user_columns
+from archai_aml.store.base import Entity
+from archai_aml.store.rules import to_utc, user_columns
 
 __all__ = [
     "DEFAULT_RETRY_BACKOFF",

@@ -8,10 +8,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from archai_aml.errors import StoreError
-from archai_aml.store.base import (
-    Value,
-    to_utc,
-)
+from archai_aml.store.base import Value
+from archai_aml.store.rules import to_utc
 
 
 def _format_datetime(value: datetime) -> str:

@@ -22,7 +22,7 @@ import onnx
 from onnxruntime.quantization import CalibrationDataReader
 
 from archai_aml.errors import TargetError
-from archai_aml.ort.info import load_onnx
+from archai_aml.onnx.info import load_onnx
 
 __all__ = ["BatchCalibrationReader", "default_reduce_range", "preprocess_for_quantization", "quantize_qdq"]
 

@@ -39,7 +39,7 @@ from onnx import TensorProto, helper
 
 from archai_aml.errors import TargetError
 
-__all__ = ["LayerInfo", "OnnxInfo", "load_onnx", "onnx_model_info", "write_layers_csv"]
+__all__ = ["LayerInfo", "OnnxInfo", "load_onnx", "onnx_io", "onnx_model_info", "write_layers_csv"]
 
 log = logging.getLogger(__name__)
 
@@ -308,3 +308,14 @@ def write_layers_csv(layers: Sequence[LayerInfo], path: str | Path) -> Path:
                 ]
             )
     return out
+
+
+def onnx_io(onnx_path: Path) -> tuple[str, list[int], list[str]]:
+    """Name and dims of the model's single input (symbolic dims as 1) and its output names."""
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    inits = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    if len(inputs) != 1:
+        raise TargetError(f"the target converts models with one input; {onnx_path.name} has {len(inputs)}")
+    dims = [d.dim_value if d.dim_value > 0 else 1 for d in inputs[0].type.tensor_type.shape.dim]
+    return inputs[0].name, dims, [o.name for o in model.graph.output]

@@ -10,12 +10,8 @@ from urllib.parse import unquote
 
 from azure.data.tables import EdmType, EntityProperty
 
-from archai_aml.store.base import (
-    Entity,
-    Value,
-    to_utc,
-    user_columns,
-)
+from archai_aml.store.base import Entity, Value
+from archai_aml.store.rules import to_utc, user_columns
 
 T = TypeVar("T")
 
