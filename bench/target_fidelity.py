@@ -48,7 +48,7 @@ from search_space import SegmentationSearchSpace  # noqa: E402
 
 from archai_aml.config import StoreConfig  # noqa: E402
 from archai_aml.data import open_dataset  # noqa: E402
-from archai_aml.ort.int8_path import host_int8_path  # noqa: E402
+from archai_aml.onnx.int8_path import host_int8_path  # noqa: E402
 from archai_aml.ort.target import OrtCpuTarget  # noqa: E402
 from archai_aml.qnn import QnnTarget  # noqa: E402
 from archai_aml.qnn.prepare import qnn_quantize  # noqa: E402

@@ -1,5 +1,5 @@
 """The cpu target's quantized outputs do not depend on the host's int8 kernel: the saturating non-VNNI x86
-kernel is computed in numpy from the quantized model's integers (archai_aml.ort.saturation), so these
+kernel is computed in numpy from the quantized model's integers (archai_aml.onnx.saturation), so these
 tests exercise that path on every host, VNNI, AVX2-only or ARM."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from archai_aml.onnx.int8_path import host_int8_path
 from archai_aml.onnx.quantize import quantize_qdq
-from archai_aml.ort.int8_path import host_int8_path
-from archai_aml.ort.saturation import emulate_u8s8_saturation
+from archai_aml.onnx.saturation import emulate_u8s8_saturation
 from archai_aml.ort.target import OrtCpuTarget
 from archai_aml.testing.aihub import FakeHub
 from archai_aml.testing.fixed_cost import tiny_model_bytes

@@ -8,7 +8,7 @@ format (``QuantizeLinear``/``DequantizeLinear`` pairs around each quantized oper
 Defaults: activations and weights signed 8 bit (``QInt8``/``QInt8``, "S8S8", onnxruntime's default and
 its recommended first choice for QDQ), weights per output channel, MinMax calibration, and signed weights
 with ``reduce_range`` (7 bits) on every host, so that the non-VNNI x86 kernel cannot saturate and every
-host computes the same quantized outputs (see :mod:`archai_aml.ort.int8_path`).
+host computes the same quantized outputs (see :mod:`archai_aml.onnx.int8_path`).
 """
 
 from __future__ import annotations
@@ -111,9 +111,9 @@ def preprocess_for_quantization(model_path: Path, output_path: Path) -> Path:
 
 def default_reduce_range(weight_type: str) -> bool:
     """Whether weights of ``weight_type`` are quantized with ``reduce_range`` by default: signed 8-bit
-    weights are (U8S8 saturation, :mod:`archai_aml.ort.int8_path`); unsigned ones (U8U8: a kernel without
+    weights are (U8S8 saturation, :mod:`archai_aml.onnx.int8_path`); unsigned ones (U8U8: a kernel without
     int16 pair sums) are not."""
-    from archai_aml.ort.int8_path import INT8_WEIGHT_REDUCE_RANGE
+    from archai_aml.onnx.int8_path import INT8_WEIGHT_REDUCE_RANGE
 
     return INT8_WEIGHT_REDUCE_RANGE and weight_type == "qint8"
 

@@ -7,7 +7,7 @@
   is not the default (onnxruntime applies them again at session creation anyway).
 * ``quantize``: ``quant_pre_process`` then static QDQ quantization (see :mod:`archai_aml.onnx.quantize`)
   into ``<output_dir>/model.quant.onnx``; signed weights with ``reduce_range`` on every host, so that
-  onnxruntime's non-VNNI x86 kernel cannot saturate (:mod:`archai_aml.ort.int8_path`); the row's
+  onnxruntime's non-VNNI x86 kernel cannot saturate (:mod:`archai_aml.onnx.int8_path`); the row's
   ``sources`` name the settings and the host's int8 path. Quantize the float ONNX export, not the converted model.
 * ``info``: MACs and parameters counted from the ONNX graph (:mod:`archai_aml.onnx.info`), with
   ``<output_dir>/layers.csv``.
@@ -32,8 +32,8 @@ from tqdm import tqdm
 
 from archai_aml.errors import TargetError
 from archai_aml.onnx.info import load_onnx, onnx_model_info, write_layers_csv
+from archai_aml.onnx.int8_path import host_int8_path, quantization_note
 from archai_aml.onnx.quantize import default_reduce_range, quantize_qdq
-from archai_aml.ort.int8_path import host_int8_path, quantization_note
 from archai_aml.targets.base import BenchmarkResult, ModelInfo, Target
 
 __all__ = ["OrtCpuTarget"]

@@ -25,7 +25,7 @@ in [0, 255] (an int8 activation is shifted to uint8 on x86) a pair sum is at mos
 32767, so the non-VNNI kernel can never saturate, and its int32 results are then exactly those of the VNNI
 and ARM kernels: the same model gives the same quantized model and the same quantized outputs on every
 runner. Choosing it only on non-VNNI hosts would give different quantized models (and F1s) on different
-runners again. The price is one bit of weight precision (:mod:`archai_aml.ort.saturation` shows the error
+runners again. The price is one bit of weight precision (:mod:`archai_aml.onnx.saturation` shows the error
 on the test model stays well inside its bound).
 """
 
