@@ -33,6 +33,10 @@ BACKENDS = (
 #: Modules of a backend package that others may import: what the registry loads, and test instruments that
 #: imitate a backend's SDK (``testing/`` builds stand-ins on the backends it imitates).
 OPEN_TO_ALL = ("settings",)
+#: Importers allowed to name a backend: test instruments (``testing/`` builds stand-ins and test targets on
+#: the backends they imitate or extend, e.g. ``work_target`` on ``fixed_cost``), and the schedule's on-demand
+#: local run, which is by definition a run on the ``local`` job runner with its own environment.
+MAY_NAME_BACKENDS = ("archai_aml.testing", "archai_aml.steps.schedule")
 
 
 def module_name(path: Path) -> str:
@@ -129,7 +133,7 @@ def _inside(module: str, prefix: str) -> bool:
 def backend_leaks(graph: dict[str, set[str]]) -> list[str]:
     leaks = []
     for importer, targets in sorted(graph.items()):
-        if importer == "archai_aml":
+        if importer == "archai_aml" or any(_inside(importer, m) for m in MAY_NAME_BACKENDS):
             continue
         for target in sorted(targets):
             for backend in BACKENDS:

@@ -134,7 +134,7 @@ def _sync_all(
 
 
 def _stream(ml_client: Any, name: str, url: str | None, failures: list[JobFailedError]) -> None:
-    from archai_aml.pipelines.azureml import stream_job
+    from archai_aml.azureml_jobs import stream_job
 
     try:
         stream_job(ml_client, name, url)
@@ -172,7 +172,7 @@ def run_on_azure(
     """Sync, ensure compute and environment, run ``script`` (under ``pipeline/``) to its end, download.
 
     ``cancel_wait_s``: after Ctrl-C, how long to wait for Azure ML to confirm the cancel (default
-    :data:`archai_aml.pipelines.azureml.CANCEL_WAIT_S`)."""
+    :data:`archai_aml.azureml_jobs.CANCEL_WAIT_S`)."""
     project = ProjectPaths.of_project(project_root)
     if not (project.pipeline / script).is_file():
         raise ConfigError(f"script {script} is not in {project.pipeline} (the project's {PIPELINE}/ folder)")
@@ -226,7 +226,7 @@ def run_on_azure(
         raise JobError(
             f"submitting {script} to {cluster} failed: {exc}; check the workspace and quota"
         ) from exc
-    from archai_aml.pipelines.azureml import CANCEL_WAIT_S, cancel_job
+    from archai_aml.azureml_jobs import CANCEL_WAIT_S, cancel_job
 
     name = str(getattr(submitted, "name", None) or name)
     url = getattr(submitted, "studio_url", None)

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from archai_aml.plots.pareto import numeric, pareto_front
+from archai_aml.plots.rows import join_rows
 from archai_aml.status_row import F1_PREFERENCE
-from archai_aml.store.base import Entity, Store
+from archai_aml.store.base import Store
 
 __all__ = [
     "F1_COLUMNS",
@@ -175,18 +176,6 @@ def _number_by_batch(rows: list[dict[str, Any]]) -> None:
     number = {b: i + 1 for i, b in enumerate(order)}
     for r in rows:
         r["iteration"] = number[str(r.get("batch", ""))]
-
-
-def join_rows(answers: Iterable[Iterable[Entity]]) -> dict[str, dict[str, Any]]:
-    """The rows of several query answers joined by name (the first answer's columns win), in first-seen
-    order: the training rows of an experiment with the latency rows of ``<experiment>-latency``."""
-    joined: dict[str, dict[str, Any]] = {}
-    for answer in answers:
-        for row in answer:
-            merged = joined.setdefault(str(row["name"]), {})
-            for key, value in row.items():
-                merged.setdefault(key, value)
-    return joined
 
 
 def number_iterations(rows: list[dict[str, Any]]) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from archai_aml.plots._figure import literal
+from archai_aml.plots.rows import join_rows
 from archai_aml.store.base import Store
 from archai_aml.store.rules import as_float
 
@@ -165,8 +166,6 @@ def plot_experiment(
 
         plot_experiment(store, ["facesyn", "facesyn-latency"], x="mean", y="val_iou", path="front.png")
     """
-    from archai_aml.plots.data import join_rows  # data imports this module
-
     names = [experiment] if isinstance(experiment, str) else list(experiment)
     joined = join_rows(store.query(name) for name in names)
     return plot_pareto(

@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from archai_aml.errors import ConfigError, DeployError
-from archai_aml.steps.deploy import DeploySettings, candidate, check_smoke, refuse_worse, smoke_image_bytes
+from archai_aml.steps.deploy_common import (
+    DeploySettings,
+    candidate,
+    check_smoke,
+    refuse_worse,
+    smoke_image_bytes,
+)
 from archai_aml.steps.registry import WorkspaceRegistry
 from archai_aml.steps.serving import request_for
 

@@ -3,9 +3,13 @@ roles that may create each resource :func:`~archai_aml.workspace.setup.setup_wor
 
 from __future__ import annotations
 
-from archai_aml.config import AzureMLConfig, StoreConfig
+from urllib.parse import urlparse
 
-__all__ = ["BLOB_ROLE", "CREATE_ROLES", "TABLE_ROLE", "role_instructions"]
+from archai_aml.config import AzureMLConfig, StoreConfig
+from archai_aml.store.azure.settings import AzureStoreConfig
+from archai_aml.store.connection import DEV_ACCOUNT, parse_connection_string
+
+__all__ = ["BLOB_ROLE", "CREATE_ROLES", "TABLE_ROLE", "role_instructions", "storage_account"]
 
 #: Azure RBAC roles the job identity needs on the storage account (blobs: models, data; tables: status).
 BLOB_ROLE = "Storage Blob Data Contributor"
@@ -21,10 +25,33 @@ CREATE_ROLES = {
 }
 
 
+def storage_account(store_config: StoreConfig | None) -> tuple[str, str] | None:
+    """(account name, endpoint suffix) of an Azure store, read from its non-secret parts; None if unknown.
+
+    The suffix is ``core.windows.net`` unless the blob URL or connection string says otherwise (sovereign
+    clouds). Azurite / development storage has no Azure account and yields None.
+    """
+    if not isinstance(store_config, AzureStoreConfig):
+        return None
+    suffix = "core.windows.net"
+    account = store_config.account_name
+    blob_url = store_config.blob_url
+    if not account and not blob_url and store_config.connection_string is not None:
+        settings = parse_connection_string(store_config.connection_string.get_secret_value())
+        if settings.account_name == DEV_ACCOUNT:
+            return None
+        account, blob_url = settings.account_name, settings.blob_url
+    if blob_url:
+        host = urlparse(blob_url).hostname or ""
+        head, sep, rest = host.partition(".blob.")
+        if sep and head:
+            account = account or head
+            suffix = rest
+    return (account, suffix) if account else None
+
+
 def role_instructions(aml: AzureMLConfig, store_config: StoreConfig | None) -> str:
     """Text telling which identity needs which roles on the storage account (never run, only shown)."""
-    from archai_aml.workspace.setup import storage_account
-
     account = storage_account(store_config)
     name = account[0] if account else "<storage-account>"
     who = (

@@ -26,17 +26,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from tqdm import tqdm
 
 from archai_aml.config import ArchaiAmlConfig, AzureMLConfig, ClusterConfig, StoreConfig
 from archai_aml.errors import ConfigError, WorkspaceError
-from archai_aml.store.azure.settings import AzureStoreConfig
-from archai_aml.store.connection import DEV_ACCOUNT, parse_connection_string
 from archai_aml.workspace.environment import plan_environment
 from archai_aml.workspace.plan import ResourcePlan, lookup
-from archai_aml.workspace.roles import BLOB_ROLE, CREATE_ROLES, TABLE_ROLE, role_instructions
+from archai_aml.workspace.roles import BLOB_ROLE, CREATE_ROLES, TABLE_ROLE, role_instructions, storage_account
 from archai_aml.workspace.vm_sizes import retirement_warning
 
 __all__ = [
@@ -70,31 +67,6 @@ class WorkspaceResources:
     def models_uri(self, experiment: str) -> str:
         """Where pipelines write an experiment's models (``azureml://datastores/<models>/paths/<exp>``)."""
         return f"azureml://datastores/{self.models_datastore}/paths/{experiment}"
-
-
-def storage_account(store_config: StoreConfig | None) -> tuple[str, str] | None:
-    """(account name, endpoint suffix) of an Azure store, read from its non-secret parts; None if unknown.
-
-    The suffix is ``core.windows.net`` unless the blob URL or connection string says otherwise (sovereign
-    clouds). Azurite / development storage has no Azure account and yields None.
-    """
-    if not isinstance(store_config, AzureStoreConfig):
-        return None
-    suffix = "core.windows.net"
-    account = store_config.account_name
-    blob_url = store_config.blob_url
-    if not account and not blob_url and store_config.connection_string is not None:
-        settings = parse_connection_string(store_config.connection_string.get_secret_value())
-        if settings.account_name == DEV_ACCOUNT:
-            return None
-        account, blob_url = settings.account_name, settings.blob_url
-    if blob_url:
-        host = urlparse(blob_url).hostname or ""
-        head, sep, rest = host.partition(".blob.")
-        if sep and head:
-            account = account or head
-            suffix = rest
-    return (account, suffix) if account else None
 
 
 def _cluster_identity(aml: AzureMLConfig) -> Any:
