@@ -32,7 +32,8 @@ writes keep it:
 - rows written by something that does not know the index (old code, a hand edit) are found by a rebuild
   from a full scan of the rows (:meth:`rebuild`): a runner does one at start when the index was not rebuilt
   within ``rescan`` seconds (the ``!meta`` entity says when), one every ``rescan`` seconds per fleet, one when
-  it runs out of work (at most every ``rescan / 10`` seconds), and one before ``--once`` exits.
+  runners run out of work (one per fleet, at most every ``rescan / 10`` seconds), and one before ``--once``
+  exits.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ A poll reads the first page of each lane the runner can serve and then the rows 
 one, best first, until one is leased (:meth:`QueueReader.items`). A runner started with ``--subset`` reads
 its rows by name instead (they are few). Full scans of the open rows (one query, as every poll made before
 the index) happen only to rebuild the index: at start unless the fleet rebuilt it within
-``queue_rescan`` seconds, once per ``queue_rescan`` per fleet, when the runner runs out of work (at most
-every ``queue_rescan / 10`` seconds), and before ``--once`` gives up.
+``queue_rescan`` seconds, once per ``queue_rescan`` per fleet, when runners run out of work (one of them,
+at most every ``queue_rescan / 10`` seconds per fleet), and before ``--once`` gives up.
 """
 
 from __future__ import annotations
@@ -90,9 +90,13 @@ class QueueReader:
         self.rows_seen = self.index.leased
 
     def idle(self) -> None:
-        """Nothing to do: scan the rows if this runner's last scan is older than ``queue_rescan / 10`` (rows
-        written by something that does not update the index show up here)."""
-        if self.settings.subset is None and time.monotonic() - self._last_scan >= self.rescan / 10:
+        """Nothing to do: scan the rows (rows written by something that does not update the index show up
+        here) if the fleet's last rebuild began ``queue_rescan / 10`` seconds ago or more; one idle runner
+        of the fleet wins that rebuild (:meth:`QueueIndex.claim_rebuild`)."""
+        if self.settings.subset is not None or time.monotonic() - self._last_scan < self.rescan / 10:
+            return
+        self._last_scan = time.monotonic()  # looked: the next look is a period away, whoever rebuilt
+        if self.index.claim_rebuild(self.owner, self.rescan / 10):
             self.scan()
 
     def exhausted(self) -> bool:
