@@ -4,15 +4,16 @@ For each backend (the embedded store, and Azurite, which this script starts and 
 rows N (20, 200, 2,000, 10,000) and each fleet size (2 and 8 runner processes, each with its own
 quantization-lock folder, as if on separate hosts), one experiment holds N open rows:
 
-- 20 *head* rows (benchmark-only, fixed cost: a ``convert`` item and one ``benchmark`` item of ``--cost``
-  seconds each, a real tiny ONNX model in blob storage), written fresh for each fleet size;
-- N - 20 *filler* rows (``new``, with a ``priority`` override of 1000, so that they come after the head;
+- min(N, 40) *head* rows (benchmark-only, fixed cost: a ``convert`` item and one ``benchmark`` item of
+  ``--cost`` seconds each, a real tiny ONNX model in blob storage), written fresh for each fleet size;
+- the rest *filler* rows (``new``, with a ``priority`` override of 1000, so that they come after the head;
   without a model: no runner gets to them in the measured window), open rows the queue has to hold.
 
 The rows (and, where the queue index exists, their index entries) are written in bulk: one SQLite
 transaction, or Azure entity-group transactions of 100 entities. The runners are started, do ``--items``
-items (24: fewer than the head holds, whatever the fleet size), and are stopped with SIGTERM (each
-finishes its item). Figures, per backend, N and fleet size:
+items (24: fewer than the head holds, whatever the fleet size), and once every runner has written its
+heartbeat (so that it handles the signal) are stopped with SIGTERM (each finishes its item). 8 runners
+share the host's cores, so their figures include their contention for the CPU (the same at every N). Figures, per backend, N and fleet size:
 
 - overhead per item: for each runner, the time from the start of its first target call to the end of its
   last, minus the time spent in target calls, summed over the runners, over (items - 1 per runner): the
@@ -56,7 +57,7 @@ try:  # absent before the queue index: the bench then measures the full-queue ru
 except ImportError:  # pragma: no cover - older checkouts only
     QueueIndex = None  # type: ignore[assignment,misc]
 
-HEAD = 20
+HEAD = 40
 FILLER_PRIORITY = 1000.0
 SHAPE = "[1, 3, 8, 8]"
 
@@ -145,10 +146,17 @@ def run_fleet(
         return [j for j in map(json.loads, text.splitlines()) if j["end"] is not None]
 
     deadline = time.monotonic() + 240
-    while sum(1 for j in finished() if j["op"] in ("convert", "benchmark")) < items:
-        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-            raise SystemExit(f"the runners did not do {items} items: see {work}/log*.txt")
-        time.sleep(0.05)
+    with open_store(store_config) as store:
+        beats = store.with_table(f"{store.table_name}runners")
+        since = datetime.now(timezone.utc)
+
+        def up() -> int:  # runners of this case that wrote their first heartbeat (signal handlers set)
+            return sum(1 for b in beats.query(exp) if b.get("last_seen") and b["last_seen"] >= since)
+
+        while sum(1 for j in finished() if j["op"] in ("convert", "benchmark")) < items or up() < runners:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise SystemExit(f"the runners did not do {items} items: see {work}/log*.txt")
+            time.sleep(0.05)
     for p in procs:
         p.send_signal(signal.SIGTERM)
     for p in procs:
@@ -194,7 +202,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     fleets = [int(x) for x in args.runners.split(",")]
-    assert args.items + max(fleets) <= 2 * HEAD, "the head rows must hold every item a fleet may start"
+    assert args.items + 2 * max(fleets) <= 2 * min(min(sizes), HEAD), "the head must hold every item started"
     results: dict[str, dict[int, dict[int, dict[str, Any]]]] = {}
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="queue-scale-") as tmp, ExitStack() as stack:
@@ -211,10 +219,11 @@ def main() -> None:
                 for n in sizes:
                     exp = f"n{n}"
                     t = time.monotonic()
-                    write_rows(store, exp, [f"fill_{i:05d}" for i in range(n - HEAD)], filler=True)
+                    write_rows(store, exp, [f"fill_{i:05d}" for i in range(n - min(n, HEAD))], filler=True)
                     results[backend][n] = {}
                     for runners in fleets:
-                        write_rows(store, exp, [f"head{runners}_{i:03d}" for i in range(HEAD)], filler=False)
+                        head = [f"head{runners}_{i:03d}" for i in range(min(n, HEAD))]
+                        write_rows(store, exp, head, filler=False)
                         setup = time.monotonic() - t
                         work = Path(tmp) / f"{backend}-{n}-{runners}"
                         r = run_fleet(cfg, exp, runners, args.items, args.cost, work)
