@@ -7,8 +7,12 @@
    counted with an azure-core per-call policy on the AzureStore; the same for the anchor
    (archai 1.0.0 ``JobCompletionMonitor``, which reads each waiting model's row).
 
-Run: ``python bench/orchestration.py``. The last line is JSON: ``overhead_s`` (median over 3 batches after a warm-up batch) and
-``requests_per_poll`` (by batch size), plus the anchor's figures.
+3. Spawn baseline: the time to start 20 bare Python processes (``python -c pass``) at once and wait for all
+   of them (median of 5), on the same host in the same minute: ``overhead_ratio_vs_spawn`` = ``overhead_s``
+   over it, a figure that means the same on a slow host and a fast one.
+
+Run: ``python bench/orchestration.py``. The last line is JSON: ``overhead_s`` (median over 3 batches after a warm-up batch),
+``spawn_s``, ``overhead_ratio_vs_spawn`` and ``requests_per_poll`` (by batch size), plus the anchor's figures.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -109,6 +114,18 @@ def bench_overhead(root: Path) -> list[dict[str, float]]:
     return rows
 
 
+def bench_spawn(count: int = MODELS, repeats: int = 5) -> float:
+    """Median seconds to start ``count`` bare Python processes at once and wait for all of them."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, "-c", "pass"]) for _ in range(count)]
+        for p in procs:
+            p.wait()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def bench_requests(sizes: list[int]) -> tuple[dict[str, float], dict[str, float]]:
     from archai.common.monitor import JobCompletionMonitor
     from archai.common.store import ArchaiStore
@@ -175,6 +192,9 @@ def main() -> None:
         print(f"{i:>5} {r['fetch_all_s']:>14.3f} {r['longest_job_s']:>16.3f} {r['overhead_s']:>13.3f}{note}")
     overhead = statistics.median(r["overhead_s"] for r in rows[1:])
     print(f"median overhead: {overhead:.3f} s (target < 0.5 s; the anchor's monitor sleeps 20 s per poll)")
+    spawn = bench_spawn()
+    print(f"{MODELS} bare Python processes started and waited for: {spawn:.3f} s (median of 5); "
+          f"overhead / spawn = {overhead / spawn:.2f}")  # fmt: skip
 
     sizes = [5, 20, 80]
     ours, anchor = bench_requests(sizes)
@@ -186,6 +206,8 @@ def main() -> None:
         json.dumps(
             {
                 "overhead_s": round(overhead, 4),
+                "spawn_s": round(spawn, 4),
+                "overhead_ratio_vs_spawn": round(overhead / spawn, 3),
                 "requests_per_poll": {k: round(v, 3) for k, v in ours.items()},
                 "anchor_requests_per_poll": anchor,
                 "overhead_per_batch_s": [round(r["overhead_s"], 4) for r in rows[1:]],

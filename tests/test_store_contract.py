@@ -660,3 +660,23 @@ def test_progress_bars_can_be_turned_off_per_call_and_per_store(
     store.progress = True  # type: ignore[attr-defined]
     store.upload(P, "m3", src)
     assert "4/4 files" in capsys.readouterr().err
+
+
+def test_query_range_reads_the_head_of_a_key_range(store: Store) -> None:
+    for name in ("b.02", "b.01", "a.09", "b.10", "c.00", "b.03"):
+        store.create(P, name, {"v": name})
+    store.create("other", "b.00", {})
+    head = store.query_range(P, after="b.", below="b/", limit=2)
+    assert names_of(head) == ["b.01", "b.02"] and head[0]["v"] == "b.01"
+    assert head[0]["_version"] == store.get(P, "b.01")["_version"]  # type: ignore[index]
+    assert names_of(store.query_range(P, after="b.02", below="b/", limit=5)) == ["b.03", "b.10"]
+    assert names_of(store.query_range(P, limit=3)) == ["a.09", "b.01", "b.02"]
+    assert names_of(store.query_range(P, after="b.10", limit=9)) == ["c.00"]
+    assert names_of(store.query_range(P, below="b.", limit=9)) == ["a.09"]
+    assert store.query_range(P, after="c.00", limit=1) == []
+    assert store.query_range("nothing-here", limit=1) == []
+    assert names_of(store.query_range(P, after="b~'x", limit=1)) == ["c.00"]  # a quote is only a character
+    with pytest.raises(ValueError):
+        store.query_range(P, limit=0)
+    with pytest.raises(ValueError):
+        store.query_range(P, after="a\x00", limit=1)

@@ -36,6 +36,7 @@ from archai_aml.errors import (
     EntityExistsError,
     EvaluationTimeoutError,
     SimulatedLatencyError,
+    StoreError,
 )
 from archai_aml.status_row import LATENCY_COLUMNS, RESET_COLUMNS  # noqa: F401 - re-exported names
 from archai_aml.store.base import Entity, Store
@@ -189,12 +190,24 @@ class RemoteAzureBenchmarkEvaluator(AsyncModelEvaluator):
             log.error("%s has no arch and no model.onnx in blob storage", archid)
         if entity is None:
             try:
-                self.store.create(exp, archid, {k: v for k, v in values.items() if v is not None})
+                row = self.store.create(exp, archid, {k: v for k, v in values.items() if v is not None})
             except EntityExistsError:
                 raise ConcurrencyError(exp, archid, None) from None
         else:
-            self.store.merge(exp, archid, values, expected_version=entity["_version"])
+            row = self.store.merge(exp, archid, values, expected_version=entity["_version"])
+        self._index(entity, row)
         self._say("sent %s to the remote benchmark (%s)", archid, values["status"])
+
+    def _index(self, before: Entity | None, row: Entity) -> None:
+        """Put the row in the runners' queue index (without it, runners find it at their next full scan)."""
+        from archai_aml.runner.queue_index import QueueIndex
+
+        try:
+            QueueIndex(self.store, self.experiment_name).sync(before, row)
+        except StoreError as exc:
+            log.warning(
+                "%s: not in the queue index yet (runners find it at their next scan): %s", row["name"], exc
+            )
 
     def _export(self, arch: ArchaiModel) -> bytes:
         import torch

@@ -61,6 +61,9 @@ class RunnerSettings:
     seed: int | None = None
     #: longest wait between polls while the store does not answer (the backoff doubles from 0.5 s)
     outage_backoff_max: float = 30.0
+    #: seconds between full scans of the open rows that rebuild the queue index (one runner of the fleet
+    #: per period; see :mod:`archai_aml.runner.queue_reader`)
+    queue_rescan: float = 300.0
 
     @classmethod
     def from_config(cls, config: ArchaiAmlConfig, **overrides: Any) -> RunnerSettings:

@@ -1,8 +1,10 @@
 """The runner: a loop that takes the best work item from the status table, does it, and repeats.
 
-Each poll makes one ``query`` for the experiment's open rows, builds the priority queue
-(:func:`~archai_aml.runner.queue.build_queue`), and takes the lease on the best row it can get
-(compare-and-swap through :class:`~archai_aml.store.leases.LeaseManager`). While the item runs a heartbeat
+Each poll reads the head of the queue index (a few entries of each lane it can serve, whatever the number
+of open rows: :mod:`~archai_aml.runner.queue_reader`), reads the rows they name best first, decides each
+row's item on the row itself (:func:`~archai_aml.runner.queue.items_for_row`), and takes the lease on the
+best row it can get (compare-and-swap through :class:`~archai_aml.store.leases.LeaseManager`). The release
+of an item moves the row's index entries. While the item runs a heartbeat
 thread renews the lease every ``ttl / 3``; if the lease is lost the item is abandoned and nothing it
 produced is written to the row. Results are written with :meth:`LeaseManager.write` /
 :meth:`LeaseManager.release` (CAS on the lease token), artifacts go to blob storage as each step finishes
@@ -29,7 +31,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -39,14 +41,8 @@ from typing import Any
 from archai_aml.errors import ConfigError, InvalidRowError, LeaseLostError, StoreError, TargetError
 from archai_aml.runner.failures import ItemFailed, failure_text, safe_folder
 from archai_aml.runner.holding import Heartbeat, HostLock, LeaseHolder
-from archai_aml.runner.queue import (
-    DONE_STATUSES,
-    Capabilities,
-    WorkItem,
-    build_queue,
-    dead_lease_wait,
-    items_for_row,
-)
+from archai_aml.runner.queue import Capabilities, WorkItem, dead_lease_wait, items_for_row
+from archai_aml.runner.queue_reader import QueueReader
 from archai_aml.runner.resilience import Outage, RepeatedFailures
 from archai_aml.runner.settings import RunnerSettings, alive_runners, runners_store
 from archai_aml.runner.steps import ItemSteps
@@ -101,15 +97,12 @@ class Runner:
         self.outage = Outage(self.owner, most=settings.outage_backoff_max, rng=self._rng)
         self.repeated = RepeatedFailures()
         self._refused: set[str] = set()  # row names that cannot be a folder: never leased
-        self._last_rows: list[Entity] = []
+        self.queue = QueueReader(store, settings, self.owner, self._rng)
         self._lease_seen: dict[str, tuple[str, datetime]] = {}
         # uploads and usage rows of the current item run here, next to the work; all are done before the
         # release, so a row never claims a step whose artifact is not stored
         self._io_pool: ThreadPoolExecutor | None = None
         self._pending: list[tuple[Future[Any], Callable[[], Any]]] = []
-        # the next poll's query, sent together with the release of the item just done, and that release
-        self._prefetch: Future[list[Entity]] | None = None
-        self._released: Entity | None = None
         self.steps = ItemSteps(
             store,
             target,
@@ -203,12 +196,15 @@ class Runner:
                 self.outage.succeeded()
                 if worked is None:  # nothing to do
                     if once:
+                        if self._exhausted():  # the full scan found rows the index did not hold
+                            continue
                         wait = self._dead_lease_wait()
                         if wait is None:
                             break
                         self._stop.wait(wait + self._rng.uniform(0.05, 0.25))
                         continue
                     self._beat("idle")
+                    self._idle()
                     self._stop.wait(self.settings.poll_interval)
                 elif worked:
                     count += 1
@@ -218,7 +214,7 @@ class Runner:
                     self._stop.wait(self._rng.uniform(0, self.settings.poll_interval / 4))
         finally:
             self._settle(quiet=True)
-            self._take_prefetched()
+            self.queue.settle()
             self.close()
             if self.outage.active:  # a heartbeat write would wait out the store's retries first
                 log.warning(
@@ -228,9 +224,22 @@ class Runner:
                 self._beat("stopped", force=True)
         return count
 
+    def _exhausted(self) -> bool:
+        try:
+            return self.queue.exhausted()
+        except StoreError as exc:  # the dead-lease wait then works from the last poll's rows
+            log.warning("%s: the full scan before stopping failed: %s", self.owner, exc)
+            return False
+
+    def _idle(self) -> None:
+        try:
+            self.queue.idle()
+        except StoreError as exc:
+            log.warning("%s: the full scan of an idle runner failed: %s", self.owner, exc)
+
     def _dead_lease_wait(self) -> float | None:
         wait = dead_lease_wait(
-            self._last_rows,
+            [r for r in self.queue.rows_seen if self._usable(r)],
             self.capabilities(not self.settings.no_quantization),
             self._lease_seen,
             owner=self.owner,
@@ -251,48 +260,24 @@ class Runner:
         if pool is not None:
             pool.shutdown(wait=True)
 
-    def _query(self) -> list[Entity]:
-        return self.store.query(self.experiment, status_not=DONE_STATUSES)
-
-    def _take_prefetched(self) -> list[Entity] | None:
-        """The rows of the query sent with the last release, with the released row as that write left it
-        (the query may have run just before it); ``None`` when there is none or it failed."""
-        future, released = self._prefetch, self._released
-        self._prefetch = self._released = None
-        if future is None:
-            return None
-        try:
-            rows = future.result()
-        except Exception as exc:  # a transient store error: the poll queries again
-            log.warning("%s: the query sent with the last release failed: %s", self.owner, exc)
-            return None
-        if released is not None:
-            rows = [r for r in rows if r.get("name") != released.get("name")]
-            if released.get("status") not in DONE_STATUSES:
-                rows.append(released)
-        return rows
-
     def poll_once(self) -> bool | None:
         """One poll: ``True`` if an item was done, ``False`` if work exists but none could be leased,
         ``None`` if there is nothing this runner can do."""
-        rows = self._take_prefetched()
-        if rows is None:
-            rows = self._query()
-        self.repeated.store_reachable()
-        rows = [r for r in rows if self._usable(r)]
-        self._last_rows = rows
         holds_lock = not self.settings.no_quantization and self.host_lock.try_acquire()
         try:
-            queue = build_queue(rows, self.capabilities(holds_lock))
-            if not queue:
-                return None
-            for item in self._spread(queue):
+            tried = False
+            for item in self.queue.items(self.capabilities(holds_lock), self._usable):
+                if not tried:  # the queue was read: the store answers
+                    self.repeated.store_reachable()
+                tried = True
                 if holds_lock and item.kind != "convert":
                     self.host_lock.release()
                     holds_lock = False
                 if self._try_item(item):
                     return True
-            return False
+            if not tried:
+                self.repeated.store_reachable()
+            return False if tried else None
         finally:
             if holds_lock:
                 self.host_lock.release()
@@ -309,18 +294,6 @@ class Runner:
             log.error("%s: skipping a row: %s", self.owner, exc)
             return False
         return True
-
-    def _spread(self, queue: list[WorkItem]) -> Iterator[WorkItem]:
-        """Items best first; equal priorities in a per-runner random order (fewer lease races)."""
-        i = 0
-        while i < len(queue):
-            j = i
-            while j < len(queue) and queue[j].priority == queue[i].priority:
-                j += 1
-            group = queue[i:j]
-            self._rng.shuffle(group)
-            yield from group
-            i = j
 
     def _try_item(self, item: WorkItem) -> bool:
         lease = self.leases.acquire(
@@ -340,13 +313,14 @@ class Runner:
         # Decide again on the row as it is now that it is ours: the queue may have been stale.
         fresh = items_for_row(lease.entity, self.capabilities(item.kind == "convert"))
         if not fresh:
-            self.leases.release(lease)
+            self.queue.released(item.entity, self.leases.release(lease))
             return False
-        self._work(fresh[0], lease)
+        self._work(fresh[0], lease, before=item.entity)
         return True
 
     # ------------------------------------------------------------------------------------------- work
-    def _work(self, item: WorkItem, lease: Lease) -> None:
+    def _work(self, item: WorkItem, lease: Lease, *, before: Entity) -> None:
+        """Do ``item`` under ``lease``; ``before``: the row as the queue read it (its index entries)."""
         holder = LeaseHolder(self.leases, lease)
         heartbeat = Heartbeat(holder, self.settings.lease_ttl, lambda name: self._beat("working", name))
         heartbeat.start()
@@ -362,11 +336,10 @@ class Runner:
             results = self.steps.do(item, holder, folder)
             self._settle(holder=holder)
             holder.check()
-            if not self.stopping:  # the next poll's query travels with the release
-                self._prefetch = self._io.submit(self._query)
-            row = self._release_done(holder, heartbeat, results)
+            if not self.stopping:  # the next poll's queue read travels with the release
+                self.queue.read_ahead(self._io, self.capabilities(not self.settings.no_quantization))
+            row = self._release_done(holder, heartbeat, results, before)
             released = row is not None
-            self._released = row
             if released:
                 self.done.append((item.name, item.label))
                 self.kinds[item.kind] += 1
@@ -377,21 +350,21 @@ class Runner:
         except (ItemFailed, InvalidRowError, TargetError) as exc:
             message = failure_text(item, exc, folder, self.experiment)
             log.error("%s: %s", self.owner, message)
-            released = self._release_in_error(holder, heartbeat, message, f"{item.label} failed")
+            released = self._release_in_error(holder, heartbeat, message, f"{item.label} failed", before)
         except (StoreError, OSError) as exc:
             message = failure_text(item, exc, folder, self.experiment)
             store_error = isinstance(exc, StoreError)
             if self.repeated.failed((item.name, item.label), message, store_error=store_error):
                 log.error("%s: %s (the second time: not retried)", self.owner, message)
                 error = f"{message} (failed twice the same way; fix the cause, then clear the error column)"
-                released = self._release_in_error(holder, heartbeat, error, f"{item.label} failed")
+                released = self._release_in_error(holder, heartbeat, error, f"{item.label} failed", before)
             else:
                 log.warning("%s: %s; will retry", self.owner, message)
         except Exception as exc:  # a bug on this row must not stop the fleet: record it, go on
             log.exception("%s: %s of %s crashed", self.owner, item.label, item.name)
             with contextlib.suppress(Exception):
                 error = f"{item.label}: internal error {type(exc).__name__}: {exc}"
-                released = self._release_in_error(holder, heartbeat, error, f"{item.label} crashed")
+                released = self._release_in_error(holder, heartbeat, error, f"{item.label} crashed", before)
         finally:
             heartbeat.done.set()
             self._settle(quiet=True)
@@ -401,19 +374,22 @@ class Runner:
                         holder.lease, extra={"message": f"{item.label} interrupted on {self.node}"}
                     )
 
-    def _release_in_error(self, holder: LeaseHolder, heartbeat: Heartbeat, error: str, what: str) -> bool:
+    def _release_in_error(
+        self, holder: LeaseHolder, heartbeat: Heartbeat, error: str, what: str, before: Entity
+    ) -> bool:
         """Wait for the item's writes, release the row in ``error`` (``error`` starts with the item's
         label); True if released."""
         self._settle(quiet=True)
         values = {"status": "error", "error": error[:4000], "message": f"{what} on {self.node}"}
-        return self._release_done(holder, heartbeat, values) is not None
+        return self._release_done(holder, heartbeat, values, before) is not None
 
     def _release_done(
-        self, holder: LeaseHolder, heartbeat: Heartbeat, values: dict[str, Any]
+        self, holder: LeaseHolder, heartbeat: Heartbeat, values: dict[str, Any], before: Entity
     ) -> Entity | None:
-        """Release the lease writing ``values``, and stop the heartbeat. A store error (an outage) does not
-        lose the item's work: the heartbeat keeps renewing the lease while the release is tried again with
-        backoff, until it lands or the lease is found lost (None then)."""
+        """Release the lease writing ``values``, stop the heartbeat, then move the row's queue index entries
+        from ``before`` (the row as the queue read it). A store error (an outage) does not lose the item's
+        work: the heartbeat keeps renewing the lease while the release is tried again with backoff, until it
+        lands or the lease is found lost (None then)."""
         while True:
             try:
                 with holder.lock:
@@ -434,6 +410,7 @@ class Runner:
                 time.sleep(delay)
         self.outage.succeeded()
         heartbeat.join()
+        self.queue.released(before, row)
         return row
 
     def _later(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:

@@ -179,6 +179,17 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def query_range(
+        self, partition: str, *, after: str | None = None, below: str | None = None, limit: int
+    ) -> list[Entity]:
+        """At most ``limit`` entities of ``partition`` whose names sort after ``after`` and before ``below``
+        (both exclusive, None: no bound), in name order: the head of a key range, bounded whatever the
+        partition holds (one request on Azure, for up to 1,000 entities; one indexed read in SQLite).
+
+        Both backends order ASCII names the same way (byte order); use ASCII keys where the order matters.
+        """
+
+    @abc.abstractmethod
     def partitions(self) -> list[str]:
         """Every partition (experiment) that holds at least one entity, sorted."""
 

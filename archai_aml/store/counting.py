@@ -52,6 +52,7 @@ class CountingStore(Store):
     cas_merge = _counted("cas_merge")
     delete = _counted("delete")
     query = _counted("query")
+    query_range = _counted("query_range")
     partitions = _counted("partitions")
     upload_bytes = _counted("upload_bytes", "upload")
     upload = _counted("upload")

@@ -2,14 +2,15 @@
 
 ``progress`` is ``True`` (always shown), ``False`` (never) or ``None`` (shown on a terminal only, tqdm's own
 rule). A transfer of one small file never shows a bar.
+
+``tqdm.auto`` is imported when the first bar is made, not with the store: it pulls in ``asyncio``, ``ssl`` and
+``email`` (49 modules), which every process opening an embedded store (each training job) paid at start.
 """
 
 from __future__ import annotations
 
 import threading
 from types import TracebackType
-
-from tqdm.auto import tqdm
 
 #: A single file at least this large gets a bar too (folders always do).
 LARGE_FILE_BYTES = 64 << 20
@@ -24,6 +25,8 @@ class TransferProgress:
         self.done = 0
         self._lock = threading.Lock()
         show = progress is not False and (files > 1 or (total_bytes or 0) >= LARGE_FILE_BYTES)
+        from tqdm.auto import tqdm
+
         self._bar = tqdm(
             total=total_bytes,
             desc=desc,

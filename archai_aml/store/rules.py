@@ -63,6 +63,16 @@ def check_key(partition: str, name: str | None = None) -> None:
             raise InvalidNameError(f"invalid {what} {value!r}: {problem}")
 
 
+def check_range(after: str | None, below: str | None, limit: int) -> None:
+    """``ValueError``/``TypeError`` unless the bounds of :meth:`Store.query_range` are strings (or None)
+    without control characters and ``limit`` is a positive int."""
+    for what, bound in (("after", after), ("below", below)):
+        if bound is not None and (not isinstance(bound, str) or _CONTROL.search(bound)):
+            raise InvalidNameError(f"query_range {what}={bound!r}: use a string without control characters")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"query_range limit={limit!r}: use a positive int")
+
+
 def check_column(key: str) -> None:
     """:class:`InvalidNameError` unless ``key`` may name a user column (reserved keys not included)."""
     service = _SERVICE_COLUMNS_LOWER.get(key.lower()) if isinstance(key, str) else None

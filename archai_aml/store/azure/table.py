@@ -30,7 +30,14 @@ from archai_aml.store.azure.codec import (
 )
 from archai_aml.store.azure.retry import answer_lost, recover_cas
 from archai_aml.store.base import Entity, Value
-from archai_aml.store.rules import RESERVED_KEYS, as_set, check_column_count, check_key, user_columns
+from archai_aml.store.rules import (
+    RESERVED_KEYS,
+    as_set,
+    check_column_count,
+    check_key,
+    check_range,
+    user_columns,
+)
 
 
 class AzureTableSide(AzureBase):
@@ -235,6 +242,33 @@ class AzureTableSide(AzureBase):
             except (HttpResponseError, ServiceRequestError) as exc:
                 raise self._fail(f"querying partition {partition}", exc) from exc
         return [found[n] for n in sorted(found)]
+
+    def query_range(
+        self, partition: str, *, after: str | None = None, below: str | None = None, limit: int
+    ) -> list[Entity]:
+        """One request for up to 1,000 entities (``$top``): a key-range query, which the Table service
+        answers from its index in key order; a short page with a continuation is followed until ``limit``."""
+        check_key(partition)
+        check_range(after, below, limit)
+        parts = [f"PartitionKey eq {odata_literal(partition)}"]
+        if after is not None:
+            parts.append(f"RowKey gt {odata_literal(after)}")
+        if below is not None:
+            parts.append(f"RowKey lt {odata_literal(below)}")
+        self._ensure_table()
+        out: list[Entity] = []
+        try:
+            pages = self._table.query_entities(
+                " and ".join(parts), results_per_page=min(limit, RESULTS_PER_PAGE)
+            ).by_page()
+            for page in pages:
+                for raw in page:
+                    out.append(_entity_from_table(raw))
+                    if len(out) >= limit:
+                        return out
+        except (HttpResponseError, ServiceRequestError) as exc:
+            raise self._fail(f"querying a key range of partition {partition}", exc) from exc
+        return out
 
     def partitions(self) -> list[str]:
         """Every partition, with one small request per partition (each asks for the first key after the last)."""

@@ -27,7 +27,7 @@ from archai_aml.store.embedded.codec import (
     encode_value,
 )
 from archai_aml.store.embedded.fs import EmbeddedBase
-from archai_aml.store.rules import as_set, check_column_count, check_key, user_columns
+from archai_aml.store.rules import as_set, check_column_count, check_key, check_range, user_columns
 
 T = TypeVar("T")
 
@@ -363,6 +363,27 @@ class EmbeddedTableSide(EmbeddedBase):
             else:
                 sql.append("AND " + column_in(column, [encode_value(value)]))
         sql.append("ORDER BY name")
+        rows = self._read(" ".join(sql), params)
+        return [
+            self._entity(partition, name, _decode_columns(data), version, ts)
+            for name, data, version, ts in rows
+        ]
+
+    def query_range(
+        self, partition: str, *, after: str | None = None, below: str | None = None, limit: int
+    ) -> list[Entity]:
+        check_key(partition)
+        check_range(after, below, limit)
+        sql = ["SELECT name, data, version, ts FROM entities WHERE tbl = ? AND partition = ?"]
+        params: list[Any] = [self.table_name, partition]
+        if after is not None:
+            sql.append("AND name > ?")
+            params.append(after)
+        if below is not None:
+            sql.append("AND name < ?")
+            params.append(below)
+        sql.append("ORDER BY name LIMIT ?")  # the primary key's order: a range scan of ``limit`` rows
+        params.append(limit)
         rows = self._read(" ".join(sql), params)
         return [
             self._entity(partition, name, _decode_columns(data), version, ts)
