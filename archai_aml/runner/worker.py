@@ -187,11 +187,7 @@ class Runner:
                     worked = self.poll_once()
                 except StoreError as exc:
                     self.repeated.store_unreachable()
-                    delay = self.outage.failed("polling the queue", exc)
-                    fatal = self.outage.give_up(exc, once=once)
-                    if fatal is not None:  # read-only, or --once past its limit: say which, exit 2
-                        raise fatal from exc
-                    self._stop.wait(delay)
+                    self._stop.wait(self._store_fault("polling the queue", exc))
                     continue
                 self.outage.succeeded()
                 if worked is None:  # nothing to do
@@ -204,7 +200,11 @@ class Runner:
                         self._stop.wait(wait + self._rng.uniform(0.05, 0.25))
                         continue
                     self._beat("idle")
-                    self._idle()
+                    try:  # the idle rescan writes (its claim, the index): a full disk shows here first
+                        self.queue.idle()
+                    except StoreError as exc:
+                        self._stop.wait(self._store_fault("rebuilding the queue index", exc))
+                        continue
                     self._stop.wait(self.settings.poll_interval)
                 elif worked:
                     count += 1
@@ -231,11 +231,14 @@ class Runner:
             log.warning("%s: the full scan before stopping failed: %s", self.owner, exc)
             return False
 
-    def _idle(self) -> None:
-        try:
-            self.queue.idle()
-        except StoreError as exc:
-            log.warning("%s: the full scan of an idle runner failed: %s", self.owner, exc)
+    def _store_fault(self, what: str, exc: StoreError) -> float:
+        """A store call of the loop failed: how long to back off (the outage logs it once), or the fatal
+        error (read-only, or ``--once`` past its limit: it says which, exit 2)."""
+        delay = self.outage.failed(what, exc)
+        fatal = self.outage.give_up(exc, once=self._once)
+        if fatal is not None:
+            raise fatal from exc
+        return delay
 
     def _dead_lease_wait(self) -> float | None:
         wait = dead_lease_wait(
