@@ -48,10 +48,12 @@ log = logging.getLogger(__name__)
 RESET_COLUMNS = (
     "mean", "stdev", "total_inference_avg", "macs", "params", "quantized", "f1_onnx", "f1_1k",
     "f1_1k_f", "f1_10k", "error", "completed", "priority", "converted_model", "quantized_model",
-    "latency_simulated",
+    "latency_simulated", "median", "min", "total_inference_median",
 )  # fmt: skip
 #: Row columns that hold latency figures (what ``latency_simulated`` is about).
-LATENCY_COLUMNS = frozenset({"mean", "stdev", "total_inference_avg"})
+LATENCY_COLUMNS = frozenset(
+    {"mean", "stdev", "total_inference_avg", "median", "min", "total_inference_median"}
+)
 MAX_NAMES_PER_QUERY = 15
 
 
