@@ -99,6 +99,19 @@ class StatusRow(BaseModel):
     total_inference_avg: float | int | None = _col(
         "mean latency of all runs, ms", "benchmark", "runners", reset=True
     )
+    median: float | int | None = _col(
+        "latency, ms per inference (median of the benchmark runs' medians)",
+        "benchmark",
+        "runners",
+        reset=True,
+    )
+    min: float | int | None = _col(
+        "latency, ms: the fastest single inference over all benchmark runs (steadiest on a shared host)",
+        "benchmark", "runners", reset=True,
+    )  # fmt: skip
+    total_inference_median: float | int | None = _col(
+        "median latency of all runs, ms", "benchmark", "runners", reset=True
+    )
     latency_simulated: bool | None = _col(
         "the latency comes from a simulator (the x86-64 QNN HTP emulator)", "benchmark", "runners", reset=True
     )
@@ -160,7 +173,9 @@ F1_PREFERENCE = tuple(sorted(F1_COLUMNS, key=lambda n: int(_extra(n)["f1"])))
 #: The F1 columns measured on the target (all but the float ONNX run on the CPU), preferred first.
 TARGET_F1_COLUMNS = tuple(c for c in F1_PREFERENCE if c != "f1_onnx")
 #: Columns that hold latency figures (what ``latency_simulated`` is about).
-LATENCY_COLUMNS = frozenset({"mean", "stdev", "total_inference_avg"})
+LATENCY_COLUMNS = frozenset(
+    {"mean", "stdev", "total_inference_avg", "median", "min", "total_inference_median"}
+)
 #: Columns ``archai-aml status`` hides unless named.
 HIDDEN_COLUMNS = ("lease_token", "_version", "_timestamp", "partition")
 

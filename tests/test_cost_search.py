@@ -216,3 +216,25 @@ def test_plots_mark_predicted_latencies(store: Store, tmp_path: Path) -> None:
     rows = [dict(r) for r in data.rows]
     plot_pareto(rows, "mean", "val_iou", tmp_path / "p.png", source="latency_source")
     assert (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_a_round_that_cuts_a_front_keeps_its_fastest_and_its_best_model(tmp_path: Path) -> None:
+    """Five models on one front (score and latency both rising), listed with the two ends last: three are
+    kept, and they are the two ends and the middle one (the shipped order kept the first three)."""
+    import numpy as np
+
+    from archai_aml.search import crowding_order
+
+    objectives = SearchObjectives()
+    objectives.add_objective("score", BudgetScore(), higher_is_better=True)
+    objectives.add_objective("latency", BudgetScore(), higher_is_better=False)
+    algo = ContinuingSuccessiveHalving(
+        GridSpace(), objectives, None, str(tmp_path / "sh"), num_iters=2, init_num_models=5
+    )
+    pool = models(0, 5)
+    # model i: score = latency = value[i]; the ends (1 and 5) are listed last
+    value = np.array([2.0, 3.0, 4.5, 1.0, 5.0])
+    kept = algo._keep(pool, {"score": value, "latency": value})
+    assert sorted(float(value[pool.index(m)]) for m in kept) == [1.0, 3.0, 5.0]
+    order = crowding_order({"score": value, "latency": value}, objectives)
+    assert set(order[:2]) == {3, 4} and order[2] == 1

@@ -65,6 +65,8 @@ def test_full_flow_writes_results_artifacts_and_usage(store: Store, tmp_path: Pa
         "mean",
         "stdev",
         "total_inference_avg",
+        "median",
+        "min",
         "f1_onnx",
         "f1_1k",
         "f1_1k_f",

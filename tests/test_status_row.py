@@ -22,7 +22,7 @@ def test_the_derived_sets_are_the_ones_the_modules_use() -> None:
     assert set(RESET_COLUMNS) == {
         "mean", "stdev", "total_inference_avg", "macs", "params", "quantized", "f1_onnx", "f1_1k",
         "f1_1k_f", "f1_10k", "error", "completed", "priority", "converted_model", "quantized_model",
-        "latency_simulated",
+        "latency_simulated", "median", "min", "total_inference_median",
     }  # fmt: skip
     assert remote_benchmark.RESET_COLUMNS == RESET_COLUMNS
     assert QUEUE_F1 == F1_COLUMNS == ("f1_onnx", "f1_1k", "f1_1k_f", "f1_10k")

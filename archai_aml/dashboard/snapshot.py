@@ -25,6 +25,7 @@ from archai_aml.plots.data import join_rows, number_iterations
 from archai_aml.plots.pareto import numeric
 from archai_aml.runner.settings import runner_alive, runners_store
 from archai_aml.runner.usage import DayUsage, usage_store, utilization
+from archai_aml.status_row import LATENCY_COLUMNS as ROW_LATENCY_COLUMNS
 from archai_aml.store.base import Entity, Store
 from archai_aml.store.cli import format_value, sort_key, table_columns
 from archai_aml.store.leases import utcnow
@@ -39,9 +40,9 @@ __all__ = [
     "read_snapshot",
 ]
 
-#: Columns that hold latency figures (those of ``RemoteAzureBenchmarkEvaluator.LATENCY_COLUMNS`` and the
-#: search's ``latency_ms``): the ones ``latency_simulated`` and ``latency_source`` speak of.
-LATENCY_COLUMNS = frozenset({"mean", "stdev", "total_inference_avg", "latency_ms"})
+#: Columns that hold latency figures (the status row's and the search's ``latency_ms``): the ones
+#: ``latency_simulated`` and ``latency_source`` speak of.
+LATENCY_COLUMNS = ROW_LATENCY_COLUMNS | {"latency_ms"}
 #: Row columns that may name a log (the first present is shown beside a failure).
 LOG_COLUMNS = ("log_path", "log", "logs", "log_blob")
 #: Numeric columns that are bookkeeping, not objectives (left out of the front's axis choices).

@@ -109,6 +109,11 @@ class PredictedLatencyEvaluator(AsyncModelEvaluator):
     ) -> None:
         if not 0.0 <= spot_check_fraction <= 1.0:
             raise ValueError(f"spot_check_fraction {spot_check_fraction} must be within [0, 1]")
+        if predictor.metric_key != fleet.metric_key:
+            raise ValueError(
+                f"the predictor learns {predictor.metric_key!r} but the fleet returns {fleet.metric_key!r}: "
+                "build both on the same latency column"
+            )
         self.fleet = fleet
         self.predictor = predictor
         self.confidence = float(confidence)

@@ -64,6 +64,8 @@ class LatencyPredictor:
         kind: ``"linear"`` (bagged ridge regressions) or ``"trees"`` (extra trees).
         n_members: ensemble members.
         seed: random seed of the ensemble.
+        metric_key: the row column it learns (``mean``, or the runner's ``median`` / ``min``, which a few
+            preempted runs on a shared host do not move); the fleet evaluator must return the same column.
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class LatencyPredictor:
         kind: str = "linear",
         n_members: int = 50,
         seed: int = 0,
+        metric_key: str = "mean",
     ) -> None:
         if kind not in ("linear", "trees"):
             raise ValueError(f"kind {kind!r}: use 'linear' or 'trees'")
@@ -86,6 +89,7 @@ class LatencyPredictor:
         self.kind = kind
         self.n_members = int(n_members)
         self.seed = int(seed)
+        self.metric_key = metric_key
         self._x: dict[str, list[float]] = {}
         self._y: dict[str, float] = {}
         self._model: Any = None
@@ -103,7 +107,7 @@ class LatencyPredictor:
         return self.rows >= self.min_rows
 
     def describe(self) -> str:
-        return f"{self.kind} predictor of {self.target}/{self.device} on {self.rows} measured rows"
+        return f"{self.kind} predictor of {self.target}/{self.device} ({self.metric_key}) on {self.rows} measured rows"
 
     def check_scope(self, target: str, device: str) -> None:
         """:class:`PredictorError` unless ``target``/``device`` are the predictor's own."""
@@ -121,18 +125,18 @@ class LatencyPredictor:
         self._y[name] = float(latency_ms)
 
     def add_row(self, row: Entity, features: Mapping[str, float]) -> bool:
-        """Add a measured store row (its ``mean``); False (and nothing added) for a row that is not a
+        """Add a measured store row (its ``metric_key`` column); False (and nothing added) for a row that is not a
         measurement of this target and device."""
         if not self.measured_here(row):
             return False
-        mean = as_float(row.get("mean"))
+        mean = as_float(row.get(self.metric_key))
         assert mean is not None
         self.add(str(row["name"]), features, mean)
         return True
 
     def measured_here(self, row: Entity) -> bool:
         """Whether ``row`` holds a real (not simulated, not predicted) latency of this target and device."""
-        mean = as_float(row.get("mean"))
+        mean = as_float(row.get(self.metric_key))
         return (
             row.get("status") == "complete"
             and mean is not None

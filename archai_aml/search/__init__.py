@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 _LAZY = {
     "ContinuingSuccessiveHalving": "archai_aml.search.halving",
+    "crowding_order": "archai_aml.search.halving",
     "measure_front": "archai_aml.search.front",
     "label_sources": "archai_aml.search.front",
 }
 
-__all__ = ["ContinuingSuccessiveHalving", "label_sources", "measure_front"]
+__all__ = ["ContinuingSuccessiveHalving", "crowding_order", "label_sources", "measure_front"]
 
 
 def __getattr__(name: str) -> Any:
@@ -26,4 +27,4 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:
     from archai_aml.search.front import label_sources, measure_front
-    from archai_aml.search.halving import ContinuingSuccessiveHalving
+    from archai_aml.search.halving import ContinuingSuccessiveHalving, crowding_order

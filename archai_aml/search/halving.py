@@ -9,7 +9,9 @@
   depend on the training budget, so the objectives' cache (keyed by budget) measures it once per model;
 - it keeps ``ceil(n / budget_multiplier)`` models per round, never fewer than one (the shipped search keeps
   whole non-dominated fronts and keeps ``int(1/2) = 0`` fronts when every model is on one, then fails on
-  ``selected_models[0]``): models are taken front by front, best front first;
+  ``selected_models[0]``): models are taken front by front, best front first, and within the front that
+  does not fit whole, most isolated first (:func:`crowding_order`: its ends, the fastest and the most
+  accurate model, always go on);
 - the training evaluator continues each promoted model from its stored checkpoint for the missing epochs
   (:mod:`archai_aml.training.checkpoint`);
 - after the last round the front's predicted latencies are measured (:func:`~archai_aml.search.measure_front`)
@@ -26,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from archai.discrete_search.algos.successive_halving import SuccessiveHalvingSearch
 from archai.discrete_search.api.search_results import SearchResults
 from archai.discrete_search.utils.multi_objective import get_non_dominated_sorting
@@ -34,9 +37,30 @@ from overrides import overrides
 from archai_aml.pareto.rank import RankAgreement, rank_agreement
 from archai_aml.search.front import find_predicted_latency, label_sources, measure_front, unwrap
 
-__all__ = ["ContinuingSuccessiveHalving"]
+__all__ = ["ContinuingSuccessiveHalving", "crowding_order"]
 
 log = logging.getLogger(__name__)
+
+
+def crowding_order(values: dict[str, Any], objectives: Any) -> list[int]:
+    """Indices of one non-dominated front, most isolated first (NSGA-II's crowding distance: the two ends
+    of every objective first, then the models with the widest gap around them).
+
+    When a front holds more models than a round keeps, taking them in this order keeps its extremes (the
+    fastest and the most accurate model) and its spread; taking the first ones Archai lists drops
+    whichever happen to come last, often an end of the front."""
+    names = [n for n in values if n in objectives.objectives]
+    size = len(next(iter(values.values()))) if values else 0
+    distance = np.zeros(size)
+    for name in names:
+        column = np.asarray(values[name], dtype=np.float64)
+        order = np.argsort(column, kind="stable")
+        span = float(column[order[-1]] - column[order[0]])
+        distance[order[0]] = distance[order[-1]] = np.inf
+        if span <= 0 or size < 3:
+            continue
+        distance[order[1:-1]] += (column[order[2:]] - column[order[:-2]]) / span
+    return sorted(range(size), key=lambda i: -distance[i])
 
 
 class ContinuingSuccessiveHalving(SuccessiveHalvingSearch):
@@ -81,7 +105,9 @@ class ContinuingSuccessiveHalving(SuccessiveHalvingSearch):
         count = max(1, math.ceil(len(models) / float(self.budget_multiplier or 2.0)))
         kept: list[Any] = []
         for front in get_non_dominated_sorting(models, results, self.objectives):
-            kept.extend(front["models"][: count - len(kept)])
+            room = count - len(kept)
+            order = crowding_order(front["evaluation_results"], self.objectives)
+            kept.extend(front["models"][i] for i in order[:room])
             if len(kept) >= count:
                 break
         return kept
