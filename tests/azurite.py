@@ -7,6 +7,7 @@ the tests that need it fail (they are never skipped) with a message saying to ru
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,21 @@ def azurite() -> Iterator[Azurite]:
     """A running in-memory Azurite: ``.connection_string``, ``.table_url``, ``.blob_url``, ``.store_config()``."""
     try:
         manager = run_azurite()
+        instance = manager.__enter__()
+    except AzuriteError as exc:
+        pytest.fail(f"{exc} (the azure tests need it: run `make azurite`)", pytrace=False)
+    try:
+        yield instance
+    finally:
+        manager.__exit__(None, None, None)
+
+
+@pytest.fixture
+def persisted(tmp_path: Path) -> Iterator[Azurite]:
+    """An Azurite of the test's own, persisted under ``tmp_path`` so that ``stop()`` / ``start()`` (or
+    ``outage(seconds)``) keep its data and ports: a storage outage."""
+    try:
+        manager = run_azurite(location=tmp_path / "azurite")
         instance = manager.__enter__()
     except AzuriteError as exc:
         pytest.fail(f"{exc} (the azure tests need it: run `make azurite`)", pytrace=False)

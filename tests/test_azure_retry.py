@@ -27,7 +27,7 @@ from archai_aml.store.azure.retry import (
     retry_window,
 )
 from archai_aml.store.connection import DEV_ACCOUNT_KEY
-from archai_aml.testing.azurite import Azurite, AzuriteError, run_azurite
+from archai_aml.testing.azurite import Azurite
 from archai_aml.testing.faults import FaultProxy
 
 pytestmark = pytest.mark.azure
@@ -155,19 +155,6 @@ def test_creating_the_table_is_sent_again_when_its_answer_is_lost(
     assert len(proxy.dropped) == 1 and len(creates) == 2  # sent again; the second answered 409
     row = store.get("exp", "first")
     assert row is not None and row["v"] == 1
-
-
-@pytest.fixture
-def persisted(tmp_path: Path) -> Iterator[Azurite]:
-    try:
-        manager = run_azurite(location=tmp_path / "azurite")
-        instance = manager.__enter__()
-    except AzuriteError as exc:
-        pytest.fail(f"{exc} (the azure tests need it: run `make azurite`)", pytrace=False)
-    try:
-        yield instance
-    finally:
-        manager.__exit__(None, None, None)
 
 
 def test_calls_during_an_outage_succeed_when_azurite_comes_back(persisted: Azurite) -> None:

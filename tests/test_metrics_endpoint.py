@@ -25,8 +25,6 @@ from archai_aml.testing.azurite import (
     DEV_ACCOUNT_KEY,
     DEV_ACCOUNT_NAME,
     Azurite,
-    AzuriteError,
-    run_azurite,
 )
 from tests.runner_models import add_rows
 
@@ -123,22 +121,9 @@ def test_help_text_is_escaped() -> None:
     assert "(experiment a\\nb\\\\c)" in text and len(text.splitlines()) == 3
 
 
-@pytest.fixture
-def private_azurite(tmp_path: Path) -> Iterator[Azurite]:
-    try:
-        manager = run_azurite(location=tmp_path / "azurite")
-        instance = manager.__enter__()
-    except AzuriteError as exc:
-        pytest.fail(f"{exc} (the azure tests need it: run `make azurite`)", pytrace=False)
-    try:
-        yield instance
-    finally:
-        manager.__exit__(None, None, None)
-
-
 @pytest.mark.azure
-def test_a_store_outage_answers_at_once_from_the_last_numbers(private_azurite: Azurite) -> None:
-    config = private_azurite.store_config(table_name="metricsoutage", container_name="metrics-outage")
+def test_a_store_outage_answers_at_once_from_the_last_numbers(persisted: Azurite) -> None:
+    config = persisted.store_config(table_name="metricsoutage", container_name="metrics-outage")
     with open_store(config) as seed:
         add_rows(seed, "e", 2, benchmark_only=True)
     # retries with backoff: a call in the outage takes seconds to fail (0.5 + 1 + 2 s of backoff)
@@ -150,7 +135,7 @@ def test_a_store_outage_answers_at_once_from_the_last_numbers(private_azurite: A
         status, body = get(base + "/metrics")
         assert status == 200 and value(body, "archai_aml_quantization_backlog") == 2
         assert value(body, "archai_aml_queue_stale") == 0
-        private_azurite.stop()
+        persisted.stop()
         time.sleep(0.3)  # the cached numbers are older than cache_s: every scrape asks the store
         for _ in range(4):
             started = time.monotonic()

@@ -9,7 +9,6 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,26 +16,13 @@ import pytest
 from archai_aml.runner import Runner
 from archai_aml.runner.usage import usage_store
 from archai_aml.store import open_store
-from archai_aml.testing.azurite import Azurite, AzuriteError, run_azurite
+from archai_aml.testing.azurite import Azurite
 from tests.runner_models import add_rows, journal
 from tests.test_runner import EXP, fixed, settings
 
 pytestmark = pytest.mark.azure
 
 FAST_FAIL = {"retry_total": 1, "retry_backoff": 0.1}  # a call gives up after about 0.1 s
-
-
-@pytest.fixture
-def persisted(tmp_path: Path) -> Iterator[Azurite]:
-    try:
-        manager = run_azurite(location=tmp_path / "azurite")
-        instance = manager.__enter__()
-    except AzuriteError as exc:
-        pytest.fail(f"{exc} (the azure tests need it: run `make azurite`)", pytrace=False)
-    try:
-        yield instance
-    finally:
-        manager.__exit__(None, None, None)
 
 
 def test_a_runner_rides_out_an_azurite_restart(
